@@ -1,0 +1,200 @@
+"""Every message type that may cross an agent boundary.
+
+Messages are frozen dataclasses with numpy payloads. Payload dictionaries are
+keyed by *public* identifiers (unit, meter and customer ids, scenario and period
+numbers); no message type has a field for topology, impedances, network limits,
+cost curves or utilities, so such data cannot be sent at all. What may be sent,
+between which roles, is decided by :mod:`coordinator.boundary`.
+
+Sign conventions
+----------------
+- Powers are in the case's power unit (kW or MW), three-phase totals.
+- ``Injections.p``/``.q``: positive = power *drawn from* the grid at that meter
+  (consumption); a generator's output appears with a negative sign.
+- ``FeasibilityCut``: ``constant + sum_k coefficients[k] * x_k <= 0`` where ``x_k``
+  is the receiver's decision ``k`` in period ``period`` (same units and sign as
+  in the ``Injections`` the cut answers, decision id ``"<meter>"`` for active and
+  ``"<meter>#q"`` for reactive power).
+- ``OptimalityCut``: ``theta >= constant + sum_k coefficients[k] * x_k``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+import numpy as np
+
+
+class FrozenMap(dict):
+    """A read-only dict (picklable, unlike ``MappingProxyType``)."""
+
+    def _readonly(self, *a: Any, **k: Any) -> None:
+        raise TypeError("message payloads are read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenMap, (dict(self),))
+
+
+def _freeze_map(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    out = {}
+    for k, v in (m or {}).items():
+        if isinstance(v, (np.ndarray, list, tuple)):
+            a = np.array(v, dtype=float)
+            a.setflags(write=False)
+            out[str(k)] = a
+        else:
+            out[str(k)] = float(v)
+    return FrozenMap(out)
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base class: who sends to whom, in which protocol round."""
+
+    sender: str
+    receiver: str
+    round: int = 0
+
+    #: payload fields whose dictionary keys are public identifiers
+    KEYED: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for f in self.KEYED:
+            object.__setattr__(self, f, _freeze_map(getattr(self, f)))
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def keys(self) -> set[str]:
+        """All identifiers used as payload keys."""
+        out: set[str] = set()
+        for f in self.KEYED:
+            out.update(getattr(self, f).keys())
+        return out
+
+    def payload(self) -> dict[str, Any]:
+        """JSON-friendly payload for the audit log."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("sender", "receiver", "round", "KEYED"):
+                continue
+            v = getattr(self, f.name)
+            if isinstance(v, Mapping):
+                v = {k: (np.round(x, 9).tolist() if isinstance(x, np.ndarray) else x) for k, x in v.items()}
+            elif isinstance(v, np.ndarray):
+                v = np.round(v, 9).tolist()
+            out[f.name] = v
+        return out
+
+
+@dataclass(frozen=True)
+class PriceSignal(Message):
+    """A public price per period (e.g. the main grid's LMP in $/kWh), product named."""
+
+    product: str = "energy"
+    prices: Mapping[str, np.ndarray] = field(default_factory=dict)  # {product: per-period prices}
+    KEYED: tuple[str, ...] = field(default=("prices",), init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Offer(Message):
+    """Sell offers: price and quantity per period, keyed by the sender's unit ids."""
+
+    prices: Mapping[str, np.ndarray] = field(default_factory=dict)
+    quantities: Mapping[str, np.ndarray] = field(default_factory=dict)
+    KEYED: tuple[str, ...] = field(default=("prices", "quantities"), init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Bid(Message):
+    """Buy bids: price and quantity per period, keyed by the sender's load ids."""
+
+    prices: Mapping[str, np.ndarray] = field(default_factory=dict)
+    quantities: Mapping[str, np.ndarray] = field(default_factory=dict)
+    KEYED: tuple[str, ...] = field(default=("prices", "quantities"), init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Schedule(Message):
+    """Cleared quantities (and the price paid) per period, keyed by unit/load ids."""
+
+    quantities: Mapping[str, np.ndarray] = field(default_factory=dict)
+    prices: Mapping[str, np.ndarray] = field(default_factory=dict)
+    KEYED: tuple[str, ...] = field(default=("quantities", "prices"), init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Injections(Message):
+    """Per-meter active/reactive power per period (positive = drawn from the grid)."""
+
+    p: Mapping[str, np.ndarray] = field(default_factory=dict)
+    q: Mapping[str, np.ndarray] = field(default_factory=dict)
+    KEYED: tuple[str, ...] = field(default=("p", "q"), init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class FeasibilityCut(Message):
+    """``constant + sum_k coefficients[k] x_k <= 0`` in period ``period``.
+
+    ``violation`` is the sender's E* for that period (sum of the slacks, pu);
+    ``families`` names the violated limit families (``voltage_max``,
+    ``import_max``, ...) without saying where they are.
+    """
+
+    period: int = 0
+    coefficients: Mapping[str, float] = field(default_factory=dict)
+    constant: float = 0.0
+    violation: float = 0.0
+    families: tuple[str, ...] = ()
+    KEYED: tuple[str, ...] = field(default=("coefficients",), init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class OptimalityCut(Message):
+    """``theta >= constant + sum_k coefficients[k] x_k`` for scenario ``scenario``."""
+
+    scenario: int = 0
+    coefficients: Mapping[str, float] = field(default_factory=dict)
+    constant: float = 0.0
+    value: float = 0.0
+    KEYED: tuple[str, ...] = field(default=("coefficients",), init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Exchange(Message):
+    """An agreed exchange at a boundary point (e.g. PCC active power per scenario)."""
+
+    values: Mapping[str, np.ndarray] = field(default_factory=dict)
+    KEYED: tuple[str, ...] = field(default=("values",), init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Caps(Message):
+    """Pre-qualification caps per resource (power unit), keyed by unit/load ids."""
+
+    caps: Mapping[str, float] = field(default_factory=dict)
+    KEYED: tuple[str, ...] = field(default=("caps",), init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Status(Message):
+    """Convergence status of the protocol."""
+
+    converged: bool = False
+    iteration: int = 0
+    gap: float = float("nan")
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Accept(Message):
+    """The network operator accepts the schedule it was sent (E* <= tolerance)."""
+
+    violation: float = 0.0
+
+
+ALL_TYPES: tuple[type[Message], ...] = (PriceSignal, Offer, Bid, Schedule, Injections, FeasibilityCut,
+                                         OptimalityCut, Exchange, Caps, Status, Accept)
