@@ -1,0 +1,186 @@
+"""Hosts: the message side of each agent.
+
+A host wraps one agent (plain Python, from ``agents/``) and turns the messages
+addressed to it into calls of the agent's domain methods, and the results into
+messages. Hosts run in-process (``LocalRuntime``) or inside Ray actors
+(``RayRuntime``); every message they return is checked by the boundary before it
+goes anywhere. The agent itself never sees a message object, so ``agents``
+stays free of transport and policy code.
+"""
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+
+from agents.base import Agent
+from agents.der_manager import DERManager
+from agents.dso import DSO
+from agents.load_aggregator import LoadAggregator
+from agents.main_grid import MainGrid
+
+from .messages import (Accept, FeasibilityCut, Injections, Message, Offer, PriceSignal, Schedule, Status)
+
+
+class Host:
+    """Base host: ``handle(batch) -> replies``; snapshot/restore; ``report()``."""
+
+    def __init__(self, agent: Agent, peers: dict[str, list[str]] | None = None) -> None:
+        self.agent = agent
+        self.peers = {k: list(v) for k, v in (peers or {}).items()}  # role -> agent ids it talks to
+        self.round = 0
+
+    @property
+    def id(self) -> str:
+        return self.agent.id
+
+    @property
+    def role(self) -> str:
+        return self.agent.role
+
+    def public_ids(self) -> frozenset[str]:
+        return self.agent.public_ids()
+
+    def decision_ids(self) -> frozenset[str]:
+        return self.agent.decision_ids()
+
+    def handle(self, messages: list[Message]) -> list[Message]:
+        if messages:
+            self.round = max(m.round for m in messages)
+        return self._handle(messages)
+
+    def _handle(self, messages: list[Message]) -> list[Message]:
+        raise NotImplementedError
+
+    def report(self) -> dict[str, Any]:
+        return {}
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self)
+
+    @staticmethod
+    def restore(blob: bytes) -> "Host":
+        return pickle.loads(blob)
+
+
+def _of(messages: list[Message], kind: type[Message]) -> list[Any]:
+    return [m for m in messages if isinstance(m, kind)]
+
+
+class MainGridHost(Host):
+    agent: MainGrid
+
+    def _handle(self, messages: list[Message]) -> list[Message]:
+        out: list[Message] = []
+        for m in _of(messages, Status):
+            if m.note == "open":
+                lmp = self.agent.lmp
+                out += [PriceSignal(self.id, d, self.round, product="lmp", prices={self.agent.unit_id: lmp})
+                        for d in self.peers.get("der_manager", [])]
+                prices = {k: v[0] for k, v in self.agent.offers().items()}
+                qty = {k: v[1] for k, v in self.agent.offers().items()}
+                out += [Offer(self.id, la, self.round, prices=prices, quantities=qty)
+                        for la in self.peers.get("load_aggregator", [])]
+        for m in _of(messages, Schedule):
+            self.agent.deliver(dict(m.quantities))
+        return out
+
+    def report(self) -> dict[str, Any]:
+        return {"settlement": self.agent.settlement()}
+
+
+class DERManagerHost(Host):
+    agent: DERManager
+
+    def _handle(self, messages: list[Message]) -> list[Message]:
+        out: list[Message] = []
+        for m in _of(messages, PriceSignal):
+            lmp = next(iter(m.prices.values()))
+            offers = self.agent.offers(lmp)
+            out += [Offer(self.id, la, self.round, prices={k: v[0] for k, v in offers.items()},
+                          quantities={k: v[1] for k, v in offers.items()})
+                    for la in self.peers.get("load_aggregator", [])]
+        for m in _of(messages, Schedule):
+            self.agent.deliver(dict(m.quantities), dict(m.prices))
+        for m in _of(messages, Status):
+            if m.note == "end-of-day":
+                self.agent.end_of_day()
+        return out
+
+    def report(self) -> dict[str, Any]:
+        return {"settlement": self.agent.settlement(), "strategy": self.agent.strategy.describe(),
+                "offers": {k: v[0].tolist() for k, v in self.agent.last_offer.items()}}
+
+
+class LoadAggregatorHost(Host):
+    """Collects offers and cuts; re-solves whenever it gets new ones; sends injections to the DSO."""
+
+    agent: LoadAggregator
+
+    def __init__(self, agent: LoadAggregator, peers: dict[str, list[str]] | None = None) -> None:
+        super().__init__(agent, peers)
+        self.offers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.sellers: dict[str, str] = {}  # unit id -> seller agent id
+        self.cuts: list[tuple[int, dict[str, float], float]] = []
+        self.solution: Any = None
+        self.history: list[dict[str, Any]] = []
+
+    def _handle(self, messages: list[Message]) -> list[Message]:
+        new = False
+        for m in _of(messages, Offer):
+            for k in m.prices:
+                self.offers[k] = (np.asarray(m.prices[k]), np.asarray(m.quantities[k]))
+                self.sellers[k] = m.sender
+            new = True
+        for m in _of(messages, FeasibilityCut):
+            self.cuts.append((m.period, dict(m.coefficients), m.constant))
+            new = True
+        out: list[Message] = []
+        if new:
+            self.solution = self.agent.solve(self.offers, cuts=self.cuts)
+            self.history.append({"round": self.round, "objective": self.solution.objective,
+                                 "n_cuts": len(self.cuts), "solve_time_s": self.solution.solve_time})
+            out += [Injections(self.id, dso, self.round, p=self.solution.injections_p, q=self.solution.injections_q)
+                    for dso in self.peers.get("dso", [])]
+        for m in _of(messages, Status):
+            if m.converged and self.solution is not None:
+                # the final schedule: tell each seller what it sold and at which price
+                by_seller: dict[str, dict[str, Any]] = {}
+                for u, q in self.solution.purchases.items():
+                    by_seller.setdefault(self.sellers[u], {})[u] = q
+                for seller, qty in sorted(by_seller.items()):
+                    out.append(Schedule(self.id, seller, self.round, quantities=qty,
+                                        prices={u: self.offers[u][0] for u in qty}))
+        return out
+
+    def report(self) -> dict[str, Any]:
+        return {"solution": self.solution, "history": self.history, "n_cuts": len(self.cuts)}
+
+
+class DSOHost(Host):
+    """Checks injections on the feeder model; answers with cuts or an acceptance."""
+
+    agent: DSO
+
+    def __init__(self, agent: DSO, peers: dict[str, list[str]] | None = None) -> None:
+        super().__init__(agent, peers)
+        self.checks: list[dict[str, Any]] = []
+
+    def _handle(self, messages: list[Message]) -> list[Message]:
+        out: list[Message] = []
+        for m in _of(messages, Injections):
+            res = self.agent.check_schedule(dict(m.p), dict(m.q))
+            self.checks.append({"round": self.round, "violation": res.violation, "voltages": res.voltages,
+                                "node_phases": res.node_phases, "n_cuts": len(res.cuts),
+                                "violated": self.agent.violated_limits(dict(m.p), dict(m.q))})
+            if res.cuts:
+                out += [FeasibilityCut(self.id, m.sender, self.round, period=c.period, coefficients=c.coefficients,
+                                       constant=c.constant, violation=c.violation, families=c.families)
+                        for c in res.cuts]
+            else:
+                out.append(Accept(self.id, m.sender, self.round, violation=float(res.violation.sum())))
+        return out
+
+    def report(self) -> dict[str, Any]:
+        return {"checks": self.checks}

@@ -1,0 +1,263 @@
+"""The ``tes`` protocol: personalized-preserving Benders on a distribution feeder (seed 000).
+
+One market day:
+
+1. the coordinator opens the day (``Status`` to the main grid);
+2. the main grid posts the LMP to the DER managers and its offer to the load
+   aggregator (LA); the DER managers answer with offers (strategy prices within
+   ``[0, max(0.16, LMP_t)]``);
+3. the LA solves its relaxed market problem (no network constraints, the cuts so
+   far) to certified global optimality and sends its injections per meter to the
+   DSO (acting as TES operator);
+4. the DSO checks them on LinDist3Flow; for every violated hour it returns one
+   feasibility cut keyed by the LA's meter ids, or accepts;
+5. repeat 3-4 until E* <= tolerance or the iteration limit; then the coordinator
+   announces convergence and the LA sends each seller its final schedule.
+
+Benchmarks computed in every run (they are analysts' tools, not agents, so they
+may see everything): the *centralized* problem (the LA problem with the
+LinDist3Flow limits inside) and the *unconstrained* market (iteration 1).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import cvxpy as cp
+import numpy as np
+import pandas as pd
+
+from agents.base import InfeasibleSetup
+from agents.der_manager import DERManager, der_units_from_case
+from agents.dso import DSO
+from agents.load_aggregator import LoadAggregator, customers_from_case
+from agents.main_grid import MainGrid
+from agents.strategies import make_strategy
+from network.model import Case
+
+from ..benders import IterationLog, StoppingRule
+from ..boundary import COORDINATOR
+from ..hosts import DERManagerHost, DSOHost, LoadAggregatorHost, MainGridHost
+from ..messages import Accept, FeasibilityCut, Injections, Offer, Status
+from ..runtime import Runtime
+
+
+@dataclass(frozen=True)
+class TESConfig:
+    pricing: str = "personalized"  # or "uniform"
+    relaxation: str = "exact"  # or "mccormick"
+    transformer_kw: float | None = None  # None: the case's import limit
+    strategy: str = "marginal-cost"  # DER managers' offer strategy
+    markup: float = 0.02  # $/kWh, for strategy "markup"
+    tolerance: float = 1e-6  # E* (pu) at which the schedule is accepted
+    max_iterations: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pricing not in ("personalized", "uniform"):
+            raise ValueError(f"pricing must be 'personalized' or 'uniform', got {self.pricing!r}")
+        if self.relaxation not in ("exact", "mccormick"):
+            raise ValueError(f"relaxation must be 'exact' or 'mccormick', got {self.relaxation!r}")
+        if self.transformer_kw is not None and not (self.transformer_kw >= 0 and math.isfinite(self.transformer_kw)):
+            raise ValueError(f"transformer limit must be a finite number >= 0 kW, got {self.transformer_kw}")
+
+
+def prepare_case(case: Case, config: TESConfig) -> Case:
+    """The case with the transformer limit of ``config`` applied."""
+    if config.transformer_kw is None:
+        return case
+    (feeder,) = case.feeders.values()
+    from network.model import Feeder
+
+    f2 = Feeder(feeder.id, feeder.nodes, feeder.lines, n_phases=feeder.n_phases, v_head=feeder.v_head,
+                s_base_kva=feeder.s_base_kva, v_base_kv=feeder.v_base_kv, import_min=feeder.import_min,
+                import_max=float(config.transformer_kw), pcc_bus=feeder.pcc_bus)
+    return case.replace(feeders=(f2,))
+
+
+@dataclass
+class Roles:
+    """Agent ids of the ``tes`` case by role."""
+
+    main_grid: str
+    der_managers: list[str]
+    load_aggregator: str
+    dso: str
+
+    @classmethod
+    def of(cls, case: Case) -> "Roles":
+        def one(role: str) -> str:
+            owners = case.owners_with_role(role)
+            if len(owners) != 1:
+                raise ValueError(f"the tes protocol needs exactly one '{role}', the case has {len(owners)}")
+            return owners[0].id
+
+        return cls(one("main_grid"), [o.id for o in case.owners_with_role("der_manager")], one("load_aggregator"),
+                   one("dso"))
+
+
+def make_agents(case: Case, config: TESConfig) -> dict[str, Any]:
+    """The agents of a ``tes`` day, each given only its own private data."""
+    roles = Roles.of(case)
+    lo = case.param("retail_price_min", 0.12)
+    hi = case.param("retail_price_max", 0.24)
+    cap = case.param("retail_price_sum_cap", 4.32)
+    mg = MainGrid.from_case(case, roles.main_grid)
+    ders = [DERManager(d, der_units_from_case(case, d),
+                       make_strategy(config.strategy, markup=config.markup, seed=config.seed),
+                       price_min=float(case.param("der_price_min", 0.0)),
+                       cap_floor=float(case.param("der_price_cap_floor", 0.16))) for d in roles.der_managers]
+    suppliers = [u.id for d in ders for u in d.units] + [mg.unit_id]
+    la = LoadAggregator(roles.load_aggregator, customers_from_case(case, roles.load_aggregator), case.horizon,
+                        price_min=float(lo), price_max=float(hi), price_sum_cap=float(cap),
+                        pricing=config.pricing, relaxation=config.relaxation, supplier_ids=suppliers)
+    (feeder,) = case.feeders.values()
+    dso = DSO(roles.dso, feeder, case.meters, power_unit=case.power_unit, tolerance=config.tolerance)
+    return {"roles": roles, "main_grid": mg, "der_managers": ders, "load_aggregator": la, "dso": dso}
+
+
+def make_hosts(case: Case, config: TESConfig) -> list[Any]:
+    a = make_agents(case, config)
+    r: Roles = a["roles"]
+    hosts = [MainGridHost(a["main_grid"], {"der_manager": r.der_managers, "load_aggregator": [r.load_aggregator]})]
+    hosts += [DERManagerHost(d, {"load_aggregator": [r.load_aggregator]}) for d in a["der_managers"]]
+    hosts.append(LoadAggregatorHost(a["load_aggregator"], {"dso": [r.dso]}))
+    hosts.append(DSOHost(a["dso"]))
+    return hosts
+
+
+@dataclass
+class DayResult:
+    """Everything one ``tes`` market day produced."""
+
+    day: int
+    converged: bool
+    stop_reason: str
+    iterations: pd.DataFrame
+    solution: Any  # LASolution of the final iteration
+    unconstrained: Any  # LASolution of iteration 1 (no cuts)
+    centralized: Any  # LASolution of the centralized benchmark
+    offers: dict[str, tuple[np.ndarray, np.ndarray]]
+    voltages: pd.DataFrame  # node, phase, hour, stage (before/after), v_pu
+    violations_unconstrained: list[dict]
+    settlement: pd.DataFrame
+    wall_time_s: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def objective_gap(self) -> float:
+        """Relative difference between the decomposed and the centralized LA objective."""
+        c = self.centralized.objective
+        return abs(self.solution.objective - c) / max(1.0, abs(c))
+
+
+class TESProtocol:
+    """Runs ``tes`` market days on a runtime (Local or Ray) and computes the benchmarks."""
+
+    def __init__(self, runtime: Runtime, case: Case, config: TESConfig = TESConfig(), *,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.case = prepare_case(case, config)
+        self.config = config
+        self.rt = runtime
+        self.roles = Roles.of(self.case)
+        self.progress = progress or (lambda s: None)
+        for h in make_hosts(self.case, config):
+            self.rt.add(h)
+        self.rule = StoppingRule(violation_tol=config.tolerance, max_iterations=config.max_iterations)
+
+    def run_day(self, day: int = 0, *, benchmarks: bool = True) -> DayResult:
+        t0 = time.perf_counter()
+        r = self.roles
+        log = IterationLog()
+        opened = self.rt.exchange(self.rt.send([Status(COORDINATOR, r.main_grid, 0, note="open")]))
+        to_ders = [m for m in opened if m.receiver in r.der_managers]
+        offers_msgs = [m for m in opened if isinstance(m, Offer)] + [
+            m for m in self.rt.exchange(to_ders) if isinstance(m, Offer)]
+        offers = {k: (np.asarray(m.prices[k]), np.asarray(m.quantities[k])) for m in offers_msgs for k in m.prices}
+        pending = offers_msgs
+        converged, reason = False, ""
+        first_solution = None
+        violations0: list[dict] = []
+        for it in range(1, self.config.max_iterations + 1):
+            try:
+                inj = [m for m in self.rt.exchange(pending) if isinstance(m, Injections)]
+            except InfeasibleSetup as exc:
+                raise InfeasibleSetup(self._diagnose(exc)) from None
+            la_rep = self.rt.call(r.load_aggregator, "report")
+            sol = la_rep["solution"]
+            if first_solution is None:
+                first_solution = sol
+            answers = self.rt.exchange(inj)
+            cuts = [m for m in answers if isinstance(m, FeasibilityCut)]
+            e_star = float(sum(c.violation for c in cuts))
+            fams = sorted({f for c in cuts for f in c.families})
+            log.record(it, violation=e_star, n_cuts=len(cuts), objective=sol.objective,
+                       violated_hours=",".join(str(c.period) for c in cuts), families=",".join(fams),
+                       la_solve_s=sol.solve_time)
+            self.progress(f"day {day} iteration {it}: E* = {e_star:.3g} pu, {len(cuts)} cut(s)"
+                          + (f" [{', '.join(fams)}]" if fams else ""))
+            done, reason = self.rule.check(it, violation=e_star)
+            if not cuts and any(isinstance(m, Accept) for m in answers):
+                converged, reason = True, f"accepted: E* = {e_star:.3g} <= {self.config.tolerance:g} pu"
+                break
+            if done:
+                break
+            pending = cuts
+        n_it = int(log.last["iteration"])
+        # close the day: the LA answers the status with each seller's final schedule
+        schedules = self.rt.exchange(self.rt.send([Status(COORDINATOR, r.load_aggregator, n_it, converged=converged,
+                                                          iteration=n_it, note=reason)]))
+        self.rt.exchange(schedules)
+        final = self.rt.call(r.load_aggregator, "report")["solution"]
+        t_protocol = time.perf_counter() - t0
+        dso_rep = self.rt.call(r.dso, "report")
+        checks = dso_rep["checks"][-n_it:]
+        voltages = _voltage_frame(checks[0], "before") if checks else pd.DataFrame()
+        if checks:
+            voltages = pd.concat([voltages, _voltage_frame(checks[-1], "after")], ignore_index=True)
+            violations0 = checks[0]["violated"]
+        tb = time.perf_counter()
+        central = centralized(self.case, self.config, offers) if benchmarks else None
+        t_bench = time.perf_counter() - tb
+        return DayResult(day=day, converged=converged, stop_reason=reason, iterations=log.to_frame(),
+                         solution=final, unconstrained=first_solution, centralized=central, offers=offers,
+                         voltages=voltages, violations_unconstrained=violations0,
+                         settlement=self._settlement(final), wall_time_s=t_protocol,
+                         timings={"protocol_s": t_protocol, "benchmarks_s": t_bench})
+
+    def _diagnose(self, exc: InfeasibleSetup) -> str:
+        return f"no feasible market schedule: {exc}"
+
+    def _settlement(self, sol: Any) -> pd.DataFrame:
+        return pd.DataFrame()
+
+
+def _voltage_frame(check: dict[str, Any], stage: str) -> pd.DataFrame:
+    v = np.asarray(check["voltages"])
+    rows = []
+    for i, (node, ph) in enumerate(check["node_phases"]):
+        for t in range(v.shape[1]):
+            rows.append((node, ph, t, stage, float(v[i, t])))
+    return pd.DataFrame(rows, columns=["node", "phase", "hour", "stage", "v_pu"])
+
+
+def network_constraints(dso: DSO) -> Callable[[dict[str, Any], dict[str, Any]], list[Any]]:
+    """The DSO's LinDist3Flow limits as constraints on a participant's injection expressions."""
+
+    def build(p: dict[str, Any], q: dict[str, Any]) -> list[Any]:
+        p_ids = [k for k in p if k in dso.meters]
+        q_ids = [k for k in q if k in dso.meters]
+        ls = dso.limit_set(p_ids, q_ids)
+        x = cp.vstack([cp.reshape(p[k], (1, -1), order="C") for k in p_ids]
+                      + [cp.reshape(q[k], (1, -1), order="C") for k in q_ids])
+        return [ls.U @ x + ls.u0[:, None] <= 0]
+
+    return build
+
+
+def centralized(case: Case, config: TESConfig, offers: dict[str, tuple[np.ndarray, np.ndarray]]) -> Any:
+    """The centralized benchmark: the LA problem with the network limits inside, same offers."""
+    a = make_agents(case, config)
+    return a["load_aggregator"].solve(offers, cuts=(), network=network_constraints(a["dso"]))

@@ -1,0 +1,89 @@
+"""The Mesa shell: one model step clears one market day through a protocol.
+
+Participants are ``mesa.Agent``s that hold their strategy's description and a
+handle to the runtime where the real agent (its private data and local problem)
+lives, possibly in a Ray actor. Between days the participants' strategies adapt
+(the DER managers' strategies receive the day's profit). A ``DataCollector``
+records per-day figures.
+
+Works on Mesa 3.3 (Python 3.11) and Mesa 3.5 (Python 3.12+): the model is
+seeded with ``rng=``, ``step()`` takes no arguments, and the collected frames are
+re-indexed by ``day`` instead of relying on the DataCollector's index type.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import mesa
+import pandas as pd
+
+from network.model import Case
+
+from .boundary import COORDINATOR
+from .messages import Status
+from .protocols.tes import DayResult, TESConfig, TESProtocol
+from .runtime import Runtime
+
+
+class Participant(mesa.Agent):
+    """A market participant in the Mesa shell: a role, a runtime handle, and its day figures."""
+
+    def __init__(self, model: "TESMarketModel", agent_id: str, role: str) -> None:
+        super().__init__(model)
+        self.agent_id = agent_id
+        self.role = role
+        self.profit = 0.0
+        self.strategy: dict[str, Any] = {}
+
+    def observe(self) -> None:
+        """Read this participant's published figures for the day from its runtime host."""
+        rep = self.model.runtime.call(self.agent_id, "report")
+        if self.role == "der_manager":
+            self.profit = sum(v["profit"] for v in rep["settlement"].values())
+            self.strategy = rep["strategy"]
+        elif self.role == "load_aggregator" and rep.get("solution") is not None:
+            self.profit = float(rep["solution"].objective)
+
+
+class TESMarketModel(mesa.Model):
+    """A sequence of ``tes`` market days on one runtime."""
+
+    def __init__(self, case: Case, runtime: Runtime, config: TESConfig = TESConfig(), *, seed: int = 0,
+                 benchmarks: bool = True, progress: Callable[[str], None] | None = None) -> None:
+        super().__init__(rng=seed)
+        self.runtime = runtime
+        self.protocol = TESProtocol(runtime, case, config, progress=progress)
+        self.benchmarks = benchmarks
+        self.day = 0
+        self.results: list[DayResult] = []
+        r = self.protocol.roles
+        self.participants = [Participant(self, d, "der_manager") for d in r.der_managers]
+        self.participants.append(Participant(self, r.load_aggregator, "load_aggregator"))
+        self.datacollector = mesa.DataCollector(model_reporters={
+            "day": lambda m: m.day,
+            "iterations": lambda m: len(m.results[-1].iterations),
+            "converged": lambda m: m.results[-1].converged,
+            "la_profit": lambda m: m.results[-1].solution.objective,
+            "der_profit": lambda m: sum(p.profit for p in m.participants if p.role == "der_manager"),
+            "der_markup": lambda m: next((p.strategy.get("markup", 0.0) for p in m.participants
+                                          if p.role == "der_manager"), 0.0),
+            "centralized_gap": lambda m: (m.results[-1].objective_gap if m.results[-1].centralized is not None
+                                          else float("nan")),
+            "wall_time_s": lambda m: m.results[-1].wall_time_s,
+        })
+
+    def step(self) -> None:
+        """Clear one market day, record it, then let strategies adapt."""
+        res = self.protocol.run_day(self.day, benchmarks=self.benchmarks)
+        self.results.append(res)
+        for p in self.participants:
+            p.observe()
+        self.datacollector.collect(self)
+        ders = [p.agent_id for p in self.participants if p.role == "der_manager"]
+        self.runtime.exchange(self.runtime.send(
+            [Status(COORDINATOR, d, self.day, converged=res.converged, note="end-of-day") for d in ders]))
+        self.day += 1
+
+    def days_frame(self) -> pd.DataFrame:
+        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        return df.set_index("day")

@@ -1,0 +1,115 @@
+"""Figures of a ``tes`` market day (matplotlib, Agg)."""
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def prices_heatmap(res: Any) -> Any:
+    s = res.solution
+    ids = list(s.prices)
+    m = np.array([np.asarray(s.prices[c]) for c in ids])
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(ids) + 1.5))
+    im = ax.imshow(m, aspect="auto", cmap="viridis")
+    ax.set_yticks(range(len(ids)), ids)
+    ax.set_xlabel("hour")
+    ax.set_title(f"retail prices per customer and hour (day {res.day})")
+    fig.colorbar(im, ax=ax, label="$/kWh")
+    fig.tight_layout()
+    return fig
+
+
+def dispatch_stack(res: Any) -> Any:
+    s = res.solution
+    hours = np.arange(len(next(iter(s.loads.values()))))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    bottom = np.zeros_like(hours, dtype=float)
+    for k, v in s.purchases.items():
+        v = np.asarray(v, dtype=float)
+        ax.bar(hours, v, bottom=bottom, label=k)
+        bottom += v
+    load = sum(np.asarray(v, dtype=float) for v in s.loads.values())
+    ax.step(hours, load, where="mid", color="k", lw=1.5, label="total load")
+    if res.unconstrained is not None:
+        load0 = sum(np.asarray(v, dtype=float) for v in res.unconstrained.loads.values())
+        ax.step(hours, load0, where="mid", color="grey", ls="--", lw=1, label="load, no network limits")
+    ax.set_xlabel("hour")
+    ax.set_ylabel("kW")
+    ax.set_title(f"dispatch by source (day {res.day})")
+    ax.legend(ncol=4, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def voltage_heatmaps(res: Any) -> Any:
+    v = res.voltages
+    if v.empty:
+        fig, ax = plt.subplots()
+        ax.set_title("no voltage data")
+        return fig
+    stages = [s for s in ("before", "after") if s in set(v["stage"])]
+    fig, axes = plt.subplots(1, len(stages), figsize=(6 * len(stages), 6), squeeze=False)
+    lo, hi = 0.95, 1.05
+    vmin = min(v["v_pu"].min(), lo - 0.01)
+    vmax = max(v["v_pu"].max(), hi + 0.01)
+    for ax, st in zip(axes[0], stages):
+        d = v[v.stage == st]
+        piv = d.pivot_table(index=["node", "phase"], columns="hour", values="v_pu", sort=False)
+        im = ax.imshow(piv.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=vmin, vmax=vmax)
+        ax.set_yticks(range(len(piv.index)), [f"{n}{p}" for n, p in piv.index], fontsize=7)
+        bad = (piv.to_numpy() < lo - 1e-9) | (piv.to_numpy() > hi + 1e-9)
+        yy, xx = np.nonzero(bad)
+        ax.scatter(xx, yy, marker="x", color="k", s=12, label="outside 0.95-1.05")
+        ax.set_xlabel("hour")
+        ax.set_title(f"|V| (LinDist3Flow) {st} the cuts")
+        if bad.any():
+            ax.legend(fontsize=7, loc="lower right")
+    fig.colorbar(im, ax=axes[0].tolist(), label="pu")
+    return fig
+
+
+def violation_per_iteration(res: Any) -> Any:
+    it = res.iterations
+    fig, ax = plt.subplots(figsize=(6, 4))
+    e = np.maximum(it["violation"].to_numpy(dtype=float), 1e-12)
+    ax.semilogy(it["iteration"], e, "o-")
+    ax.axhline(1e-6, color="grey", ls="--", label="tolerance 1e-6 pu")
+    ax.set_xlabel("Benders iteration")
+    ax.set_ylabel("E* (pu)")
+    ax.set_title("network violation per iteration")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def mccormick_gap(res: Any) -> Any:
+    gap = getattr(res.solution, "mccormick_gap", None)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    if not gap:
+        ax.text(0.5, 0.5, "exact bilevel solve: no McCormick relaxation (gap = 0 by construction)",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    ids = list(gap)
+    m = np.array([np.asarray(gap[c]) for c in ids])
+    im = ax.imshow(m, aspect="auto", cmap="magma")
+    ax.set_yticks(range(len(ids)), ids)
+    ax.set_xlabel("hour")
+    ax.set_title("McCormick gap w* - p* pi* ($/h)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def all_figures(res: Any) -> dict[str, Any]:
+    return {"prices": prices_heatmap(res), "dispatch": dispatch_stack(res), "voltages": voltage_heatmaps(res),
+            "violation": violation_per_iteration(res), "mccormick_gap": mccormick_gap(res)}
+
+
+__all__ = ["all_figures", "pd"]
