@@ -182,6 +182,8 @@ def _read_case(folder: Path) -> Case:
     meta = _meta(folder)
     transmission = None
     tmeta = meta.get("transmission")
+    if tmeta is not None and not isinstance(tmeta, dict):
+        raise CaseError("'transmission' must be an object or null", file=F_META, column="transmission")
     if tmeta is not None:
         bt = _Table(folder / F_BUSES, F_BUSES)
         bt.require(*COLUMNS[F_BUSES])
@@ -200,6 +202,10 @@ def _read_case(folder: Path) -> Case:
     fmeta = meta.get("feeders", [])
     if not isinstance(fmeta, list):
         raise CaseError("'feeders' must be a list", file=F_META, column="feeders")
+    for i, fm in enumerate(fmeta):
+        if not isinstance(fm, dict) or fm.get("id") in (None, ""):
+            raise CaseError(f"feeder entry {i + 1} must be an object with an 'id', got {fm!r}", file=F_META,
+                            column="feeders")
     if fmeta:
         nt = _Table(folder / F_NODES, F_NODES)
         nt.require(*COLUMNS[F_NODES])
@@ -214,7 +220,10 @@ def _read_case(folder: Path) -> Case:
         for fm in fmeta:
             fid = str(fm.get("id"))
             where = f"feeders.{fid}"
-            n_ph = int(_meta_num(fm, "n_phases", where, 3))
+            n_ph_f = _meta_num(fm, "n_phases", where, 3)
+            if not n_ph_f.is_integer():
+                raise CaseError(f"n_phases must be 1 or 3, got {n_ph_f}", file=F_META, column=f"{where}.n_phases")
+            n_ph = int(n_ph_f)
             nodes = [FeederNode(id=nt.text(r, "node"), phases=nt.text(r, "phases"),  # type: ignore[arg-type]
                                 parent=nt.text(r, "parent", required=False), v_min=nt.num(r, "v_min_pu", 0.95),
                                 v_max=nt.num(r, "v_max_pu", 1.05), row=nt.row_of(r))

@@ -88,13 +88,16 @@ def _check_range(lo: float, hi: float, *, file: str, row: int | None, lo_col: st
                         file=file, row=row, column=lo_col, key=key)
 
 
-def _unique(ids: Iterable[str], *, file: str, column: str, scope: str = "") -> None:
+def _unique(records: Iterable[object], *, file: str, column: str, scope: str = "") -> None:
+    """Ids (``record.id``) must be unique; rows are the records' own (their position if they have none)."""
     seen: dict[str, int] = {}
-    for i, x in enumerate(ids, start=1):
+    for i, rec in enumerate(records, start=1):
+        x = rec.id  # type: ignore[attr-defined]
+        row = getattr(rec, "row", None) or i
         if x in seen:
             raise CaseError(f"duplicate id '{x}'{scope} (first seen in row {seen[x]})",
-                            file=file, row=i, column=column)
-        seen[x] = i
+                            file=file, row=row, column=column)
+        seen[x] = row
 
 
 # ------------------------------------------------------------------- transmission
@@ -164,8 +167,8 @@ class TransmissionGrid:
             raise CaseError("base_mva must be positive", file=F_META, column="transmission.base_mva")
         if not self.buses:
             raise CaseError("the transmission grid has no buses", file=F_BUSES)
-        _unique((b.id for b in self.buses), file=F_BUSES, column="bus")
-        _unique((ln.id for ln in self.lines), file=F_BRANCHES, column="line_id")
+        _unique(self.buses, file=F_BUSES, column="bus")
+        _unique(self.lines, file=F_BRANCHES, column="line_id")
         self.bus_ids: tuple[str, ...] = tuple(b.id for b in self.buses)
         self.bus_index: Mapping[str, int] = MappingProxyType({b: i for i, b in enumerate(self.bus_ids)})
         for i, ln in enumerate(self.lines, start=1):
@@ -244,6 +247,8 @@ class FeederNode:
                             column="v_min_pu", key=k)
         _check_range(self.v_min, self.v_max, file=F_NODES, row=self.row, lo_col="v_min_pu",
                      hi_col="v_max_pu", key=k)
+        if self.parent == self.id:
+            raise CaseError(f"node '{self.id}' is its own parent", file=F_NODES, row=self.row, column="parent", key=k)
 
 
 @dataclass(frozen=True, eq=False)
@@ -295,8 +300,11 @@ class FeederLine:
                         raise CaseError(f"entry for absent phase must be 0 or empty, got {v}",
                                         file=F_LINES, row=self.row, column=col, key=k)
             if n == 3 and not np.allclose(m, m.T, rtol=1e-6, atol=1e-12):
-                raise CaseError(f"the {name} matrix is not symmetric", file=F_LINES, row=self.row,
-                                column=f"{name}_ab_pu", key=k)
+                i, j = next((i, j) for i in range(3) for j in range(i + 1, 3)
+                            if not np.isclose(m[i, j], m[j, i], rtol=1e-6, atol=1e-12))
+                raise CaseError(f"the {name} matrix is not symmetric: {name}_{PHASES[i]}{PHASES[j]}_pu = {m[i, j]} "
+                                f"but {name}_{PHASES[j]}{PHASES[i]}_pu = {m[j, i]}", file=F_LINES, row=self.row,
+                                column=f"{name}_{PHASES[i]}{PHASES[j]}_pu", key=k)
         object.__setattr__(self, "r", _readonly(r))
         object.__setattr__(self, "x", _readonly(x))
         for col, v in (("p_max_pu", self.p_max), ("q_max_pu", self.q_max), ("s_max_pu", self.s_max)):
@@ -366,8 +374,8 @@ class Feeder:
         self.pcc_bus = None if pcc_bus is None else str(pcc_bus)
         if not self.nodes:
             raise CaseError(f"feeder {self.id} has no nodes", file=F_NODES)
-        _unique((n.id for n in self.nodes), file=F_NODES, column="node", scope=scope)
-        _unique((ln.id for ln in self.lines), file=F_LINES, column="line_id", scope=scope)
+        _unique(self.nodes, file=F_NODES, column="node", scope=scope)
+        _unique(self.lines, file=F_LINES, column="line_id", scope=scope)
         node_by_id = {n.id: n for n in self.nodes}
         heads = [n for n in self.nodes if n.parent is None]
         if len(heads) != 1:
@@ -422,8 +430,16 @@ class Feeder:
             g.add_edge(ln.from_node, ln.to_node, id=ln.id, phases=ln.phases)
         if not nx.is_weakly_connected(g):
             unreachable = sorted(set(g) - nx.descendants(g, self.head) - {self.head})
-            raise CaseError(f"feeder {self.id} is disconnected or has a loop: nodes {unreachable[:10]} are not "
-                            f"reachable from the head '{self.head}'", file=F_NODES, column="parent")
+            # every other node has one parent and one incoming line, so the unreachable ones hang on a loop
+            try:
+                loop = [u for u, _ in nx.find_cycle(g.subgraph(unreachable))]
+            except nx.NetworkXNoCycle:
+                loop = []
+            first = min((node_by_id[n] for n in loop or unreachable), key=lambda n: n.row or 0)
+            what = f"nodes {' -> '.join(loop + loop[:1])} form a loop" if loop else "the feeder is disconnected"
+            raise CaseError(f"feeder {self.id}: {what}; nodes {unreachable[:10]} are not reachable from the head "
+                            f"'{self.head}' (the feeder is not radial)", file=F_NODES, row=first.row, column="parent",
+                            key=f"node={first.id}")
         if not nx.is_arborescence(g):
             raise CaseError(f"feeder {self.id} is not radial (a loop among its nodes)", file=F_NODES, column="parent")
         reach = nx.descendants(g, self.head) | {self.head}
@@ -668,7 +684,7 @@ class Case:
         self.power_unit = power_unit
         self.transmission = transmission
         feeders = tuple(feeders)
-        _unique((f.id for f in feeders), file=F_META, column="feeders")
+        _unique(feeders, file=F_META, column="feeders")
         if transmission is not None and TRANSMISSION in {f.id for f in feeders}:
             raise CaseError(f"feeder id '{TRANSMISSION}' is reserved for the transmission grid", file=F_META,
                             column="feeders")
@@ -680,6 +696,11 @@ class Case:
         for k, v in self.parameters.items():
             if isinstance(v, float) and not math.isfinite(v):
                 raise CaseError(f"parameter '{k}' must be finite, got {v}", file=F_META, column=f"parameters.{k}")
+        declared = self.parameters.get("horizon")
+        if declared is not None and (isinstance(declared, bool) or not isinstance(declared, (int, float))
+                                     or declared != int(declared) or declared < 1):
+            raise CaseError(f"horizon must be a positive whole number of periods, got {declared!r}", file=F_META,
+                            column="parameters.horizon")
         if profiles is None:
             profiles = pd.DataFrame(index=pd.RangeIndex(int(self.parameters.get("horizon", 1)), name="hour"))
         self.profiles = profiles.copy()
@@ -690,13 +711,14 @@ class Case:
 
     # ---------------------------------------------------------------- validation
     def _validate(self) -> None:
-        _unique((o.id for o in self.owners), file=F_OWNERS, column="owner_id")
-        _unique((u.id for u in self.units), file=F_UNITS, column="unit_id")
-        _unique((d.id for d in self.loads), file=F_LOADS, column="load_id")
-        clash = {u.id for u in self.units} & {d.id for d in self.loads}
-        if clash:
-            raise CaseError(f"id(s) {sorted(clash)} used both as a unit and as a load (meter ids must be unique)",
-                            file=F_LOADS, column="load_id")
+        _unique(self.owners, file=F_OWNERS, column="owner_id")
+        _unique(self.units, file=F_UNITS, column="unit_id")
+        _unique(self.loads, file=F_LOADS, column="load_id")
+        unit_ids = {u.id for u in self.units}
+        for i, d in enumerate(self.loads, start=1):
+            if d.id in unit_ids:
+                raise CaseError(f"id '{d.id}' is used both as a unit and as a load (meter ids must be unique)",
+                                file=F_LOADS, row=d.row or i, column="load_id")
         owners = {o.id for o in self.owners}
         for f in self.feeders.values():
             if f.pcc_bus is not None:

@@ -1,0 +1,225 @@
+"""Run folders: where a run writes its manifest, tables and plots.
+
+A run folder is ``results/<name>-<YYYYmmdd-HHMMSS>/`` under the current directory
+by default (``-2``, ``-3``, ... is appended if that folder exists already), or the
+folder given with ``--out`` (created if needed; an existing one is reused, which is
+what ``--resume`` of a sweep needs).
+
+Every file is written atomically: to a temporary file in the same folder, then
+``os.replace``-d onto its name, so a reader (or a resumed sweep) never sees half a
+file.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator, Mapping
+
+REPO = Path(__file__).resolve().parent.parent
+VERSIONED = ("numpy", "cvxpy", "ray", "mesa", "tdmarket")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, seed: int | None = 0) -> None:
+    """The options every run has: ``--out DIR`` and (unless ``seed`` is None) ``--seed N``."""
+    parser.add_argument("--out", metavar="DIR", type=Path, default=None,
+                        help="run folder (default: results/<name>-<YYYYmmdd-HHMMSS>/)")
+    if seed is not None:
+        parser.add_argument("--seed", type=int, default=seed, help=f"random seed (default: {seed})")
+
+
+# ------------------------------------------------------------------ atomic writes
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path``.
+
+    The temporary file keeps ``path``'s suffix so that writers that look at it
+    (matplotlib, pandas) pick the right format. On an exception it is removed and
+    ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None], *, binary: bool = False) -> Path:
+    """Write ``path`` atomically with ``write(file)`` (a text file unless ``binary``)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": "\n"})) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with paths, numpy values, sets and tuples made JSON-friendly; NaN and inf become None."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted((jsonable(v) for v in obj), key=str)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (str, bool, int)) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return jsonable(obj.tolist())
+    if isinstance(obj, (_dt.datetime, _dt.date)):
+        return obj.isoformat()
+    return str(obj)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    text = json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n"
+    return atomic_write(path, lambda fh: fh.write(text))
+
+
+def write_parquet(path: str | os.PathLike[str], df: Any) -> Path:
+    """Write a pandas DataFrame as Parquet (pyarrow), atomically."""
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, engine="pyarrow")
+    return Path(path)
+
+
+def write_png(path: str | os.PathLike[str], fig: Any, *, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+# --------------------------------------------------------------------- versions
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit(repo: Path = REPO) -> str | None:
+    """The checked-out commit of the project (``+dirty`` if there are local changes), if known."""
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+        return head.stdout.strip() + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of Python and the main libraries (read from package metadata, nothing is imported)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    out.update({d: _version(d) for d in VERSIONED})
+    return out
+
+
+# ---------------------------------------------------------------------- folders
+
+
+def _stamp(now: _dt.datetime | None = None) -> str:
+    return (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+
+
+class RunFolder:
+    """A run's output folder; every ``write_*`` is atomic and returns the path written."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def create(cls, name: str, out: str | os.PathLike[str] | None = None, *, root: str | os.PathLike[str] = "results",
+               now: _dt.datetime | None = None) -> "RunFolder":
+        """``out`` if given, else a new ``<root>/<name>-<YYYYmmdd-HHMMSS>[-k]/``."""
+        if out is not None:
+            return cls(out)
+        root = Path(root)
+        base = f"{name}-{_stamp(now)}"
+        for k in range(1, 1000):
+            p = root / (base if k == 1 else f"{base}-{k}")
+            try:
+                p.mkdir(parents=True, exist_ok=False)
+            except FileExistsError:
+                continue
+            return cls(p)
+        raise FileExistsError(f"no free run folder name under {root} for {base}")
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self, name: str) -> bool:
+        return (self.path / name).exists()
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return write_json(self.path / name, obj)
+
+    def write_parquet(self, name: str, df: Any) -> Path:
+        return write_parquet(self.path / name, df)
+
+    def write_png(self, name: str, fig: Any, *, dpi: int = 120) -> Path:
+        return write_png(self.path / name, fig, dpi=dpi)
+
+    def write_manifest(self, scenario: str, parameters: Mapping[str, Any] | argparse.Namespace | None = None, *,
+                       seed: int | None = None, extra: Mapping[str, Any] | None = None, **more: Any) -> Path:
+        """``manifest.json``: scenario, parameters, seed, versions, git commit, time and command line.
+
+        ``extra`` (and any further keyword) adds top-level entries (e.g. ``{"case": "tes_feeder"}``).
+        """
+        params = vars(parameters) if isinstance(parameters, argparse.Namespace) else dict(parameters or {})
+        params = {k: v for k, v in params.items() if not callable(v)}
+        if seed is None and isinstance(params.get("seed"), int):
+            seed = params["seed"]
+        manifest = {
+            "scenario": scenario,
+            "parameters": params,
+            "seed": seed,
+            "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else None,
+            "versions": versions(),
+            "git_commit": git_commit(),
+            **dict(extra or {}),
+            **more,
+        }
+        return self.write_json("manifest.json", manifest)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
