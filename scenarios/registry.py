@@ -91,7 +91,10 @@ class ScenarioEntry(NamedTuple):
 
 
 #: name -> (one-line description, module path). Add new scenarios here.
-SCENARIOS: dict[str, ScenarioEntry] = {}
+SCENARIOS: dict[str, ScenarioEntry] = {
+    "tes-day": ScenarioEntry("personalized-preserving Benders market on a distribution feeder (seed 000), day by day",
+                             "scenarios.tes_day"),
+}
 
 
 def register(name: str, description: str, module: str) -> None:
