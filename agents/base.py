@@ -27,6 +27,16 @@ class SolveError(RuntimeError):
         it = f" at iteration {iteration}" if iteration is not None else ""
         msg = f"{agent}: {problem} ended with status '{status}'{it}"
         super().__init__(msg + (f": {detail}" if detail else ""))
+        self.detail = detail
+
+    def __reduce__(self) -> tuple:
+        return (SolveError, (self.agent, self.problem, self.status),
+                {"iteration": self.iteration, "detail": self.detail, "args": self.args})
+
+    def __setstate__(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+        self.detail = state["detail"]
+        self.args = state["args"]
 
 
 class InfeasibleSetup(RuntimeError):

@@ -86,6 +86,8 @@ class Message:
                 v = {k: (np.round(x, 9).tolist() if isinstance(x, np.ndarray) else x) for k, x in v.items()}
             elif isinstance(v, np.ndarray):
                 v = np.round(v, 9).tolist()
+            elif isinstance(v, float) and not np.isfinite(v):
+                v = None  # strict JSON in the audit log
             out[f.name] = v
         return out
 

@@ -1,0 +1,707 @@
+"""Where the agents run: in process (:class:`LocalRuntime`) or as Ray actors (:class:`RayRuntime`).
+
+A runtime *hosts* agents and moves messages between them; every message it
+moves goes through :meth:`Boundary.route`, and replies are checked against the
+host that actually produced them, so an agent can neither send a message
+outside the information policy nor speak for somebody else.
+
+The host contract
+-----------------
+A host is any picklable object with
+
+- ``id`` (str) and ``role`` (str);
+- ``handle(messages: list[Message]) -> list[Message]``: all the messages
+  addressed to it in one delivery, in order; returns the messages it sends;
+- ``snapshot() -> bytes`` and a class/static method ``restore(blob) -> host``;
+- ``public_ids()`` and ``decision_ids()`` (iterables of str) for the boundary;
+- optionally domain methods (``report()``, ...) that :meth:`Runtime.call` may
+  invoke. Calls are for reading results: they are assumed not to change the
+  host's state (call :meth:`Runtime.checkpoint` after one that does, or a
+  restored actor will not have the change).
+
+Hosts must be deterministic given their state: a crashed Ray actor is rebuilt
+from its last snapshot and the delivery it was handling is replayed, which gives
+the same numbers only if ``handle`` is deterministic.
+
+Both runtimes have the same semantics:
+
+- :meth:`Runtime.add` registers the host with the boundary and starts hosting a
+  *copy* of it (``restore(snapshot())``): the caller's object is never touched
+  again, on either runtime;
+- :meth:`Runtime.send` routes coordinator-originated messages;
+- :meth:`Runtime.exchange` delivers routed messages (one ``handle`` call per
+  receiver, all receivers in parallel on Ray), checkpoints each receiver after
+  its delivery and returns the routed replies in a deterministic order: order
+  of the receivers' first appearance in the input, then reply order;
+- an exception inside a host is re-raised with its own type (``SolveError``,
+  ``InfeasibleSetup``, ...), its message naming the agent, the remote traceback
+  added as a note; all receivers of a delivery are run before the first error
+  (in receiver order) is raised, so the hosts' states do not depend on the
+  runtime.
+
+Ray is imported only when a :class:`RayRuntime` is made.
+"""
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import pickle
+import traceback
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .boundary import Boundary, BoundaryViolation
+from .messages import Message
+
+__all__ = ["Runtime", "LocalRuntime", "RayRuntime", "init_ray", "HostError", "HostCrashed", "PID_METHOD",
+           "PROJECT_PACKAGES"]
+
+#: the method name that :meth:`Runtime.call` answers with the process id hosting the agent
+PID_METHOD = "__pid__"
+#: the project's top-level packages (shipped to a cluster as ``py_modules``)
+PROJECT_PACKAGES = ("agents", "coordinator", "network", "scenarios")
+log = logging.getLogger(__name__)
+_FORBIDDEN_CALLS = frozenset({"handle", "snapshot", "restore"})
+
+
+class HostError(RuntimeError):
+    """An exception inside a host that could not be re-raised with its own type."""
+
+    def __init__(self, agent_id: str, message: str) -> None:
+        self.agent_id = agent_id
+        super().__init__(message)
+
+
+class HostCrashed(RuntimeError):
+    """A host's actor kept dying: gave up after ``max_restarts`` restarts."""
+
+    def __init__(self, agent_id: str, role: str, restarts: int, max_restarts: int, cause: str) -> None:
+        self.agent_id, self.role, self.restarts = agent_id, role, restarts
+        super().__init__(f"agent {agent_id!r} ({role}): its actor died again after {restarts} restart(s); "
+                         f"giving up (max_restarts={max_restarts}). Last cause: {cause}")
+
+
+# --------------------------------------------------------------------------- helpers
+def _label(agent_id: str, role: str) -> str:
+    return f"agent {agent_id!r} ({role})"
+
+
+def _describe_batch(batch: Sequence[Message]) -> str:
+    kinds = sorted({m.kind for m in batch})
+    rounds = sorted({m.round for m in batch})
+    r = f"round {rounds[0]}" if len(rounds) == 1 else f"rounds {rounds}"
+    return f"handling {len(batch)} message(s) ({', '.join(kinds)}) in {r}"
+
+
+def _annotate(exc: BaseException, agent_id: str, role: str, stage: str, remote_tb: str = "") -> BaseException:
+    """Make ``exc`` name the agent (in its message when possible) and add notes."""
+    label = _label(agent_id, role)
+    try:
+        if agent_id not in str(exc):
+            if exc.args and isinstance(exc.args[0], str):
+                exc.args = (f"{label}: {exc.args[0]}",) + tuple(exc.args[1:])
+            elif not exc.args:
+                exc.args = (f"{label}: {type(exc).__name__}",)
+    except Exception:  # pragma: no cover - exotic exception classes
+        pass
+    if not hasattr(exc, "agent_id"):
+        try:
+            exc.agent_id = agent_id  # type: ignore[attr-defined]
+        except Exception:  # pragma: no cover
+            pass
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"raised by {label} while {stage}")
+        if remote_tb:
+            exc.add_note("traceback inside the host:\n" + remote_tb.rstrip())
+    return exc
+
+
+def _check_call(method: str) -> None:
+    if method == PID_METHOD:
+        return
+    if method.startswith("_") or method in _FORBIDDEN_CALLS:
+        raise ValueError(f"call(): '{method}' cannot be called on a host (messages go through exchange(); "
+                         f"private and state methods are not callable)")
+
+
+def _normalise_calls(calls: Iterable[Sequence[Any]]) -> list[tuple[str, str, tuple, dict]]:
+    out = []
+    for c in calls:
+        c = tuple(c)
+        if not 2 <= len(c) <= 4:
+            raise ValueError(f"call_many(): expected (agent_id, method[, args[, kwargs]]), got {c!r}")
+        aid, method = str(c[0]), str(c[1])
+        args = tuple(c[2]) if len(c) > 2 and c[2] is not None else ()
+        kwargs = dict(c[3]) if len(c) > 3 and c[3] is not None else {}
+        _check_call(method)
+        out.append((aid, method, args, kwargs))
+    return out
+
+
+def _project_root() -> Path | None:
+    """The source checkout holding the project packages, or None when installed."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").exists() else None
+
+
+# --------------------------------------------------------------------------- base
+class Runtime(abc.ABC):
+    """Hosts agents and moves messages between them through a :class:`Boundary`."""
+
+    def __init__(self, boundary: Boundary) -> None:
+        self.boundary = boundary
+        self._roles: dict[str, str] = {}
+        self._closed = False
+
+    # ---------------------------------------------------------------- hosts
+    @property
+    def agent_ids(self) -> list[str]:
+        """Hosted agents, in the order they were added."""
+        return list(self._roles)
+
+    def role(self, agent_id: str) -> str:
+        return self._roles[agent_id]
+
+    def __contains__(self, agent_id: object) -> bool:
+        return agent_id in self._roles
+
+    def add(self, host: Any) -> None:
+        """Register ``host`` with the boundary and start hosting (a copy of) it."""
+        self._check_open()
+        for attr in ("id", "role", "handle", "snapshot", "restore", "public_ids", "decision_ids"):
+            if not hasattr(host, attr):
+                raise TypeError(f"{type(host).__name__} is not a host: it has no '{attr}'")
+        aid, role = str(host.id), str(host.role)
+        if aid in self._roles:
+            raise ValueError(f"agent {aid!r} is already hosted")
+        self.boundary.register(aid, role, host.public_ids(), host.decision_ids())
+        self._roles[aid] = role
+        try:
+            self._start(aid, host)
+        except BaseException:
+            del self._roles[aid]
+            raise
+
+    def add_all(self, hosts: Iterable[Any]) -> None:
+        for h in hosts:
+            self.add(h)
+
+    # ------------------------------------------------------------- messages
+    def send(self, msgs: Iterable[Message]) -> list[Message]:
+        """Route coordinator-originated messages through the boundary (check + audit log); returns them.
+
+        The coordinator is trusted: its messages are checked against the policy and logged, but
+        are not tied to one producer (replies of hosts are, in :meth:`exchange`).
+        """
+        self._check_open()
+        out = []
+        for m in msgs:
+            if not isinstance(m, Message):
+                raise BoundaryViolation(f"send(): {type(m).__name__} is not a message type")
+            out.append(self.boundary.route(m))
+        return out
+
+    def exchange(self, msgs: Iterable[Message]) -> list[Message]:
+        """Deliver routed messages, one ``handle`` call per receiver, and return the routed replies.
+
+        Receivers run in parallel (on Ray); replies are ordered by the receivers' first
+        appearance in ``msgs``, then in the order each receiver returned them.
+        """
+        self._check_open()
+        batches: dict[str, list[Message]] = {}
+        for m in msgs:
+            if not isinstance(m, Message):
+                raise TypeError(f"exchange(): {type(m).__name__} is not a message")
+            if m.receiver not in self._roles:
+                raise ValueError(f"exchange(): {m.kind} from {m.sender} is addressed to {m.receiver!r}, "
+                                 f"which is not hosted by this runtime")
+            batches.setdefault(m.receiver, []).append(m)
+        if not batches:
+            return []
+        replies = self._deliver(batches)
+        out: list[Message] = []
+        for rid in batches:
+            for r in replies[rid]:
+                if not isinstance(r, Message):
+                    raise BoundaryViolation(f"{_label(rid, self._roles[rid])} returned a {type(r).__name__}, "
+                                            f"which is not a message type")
+                out.append(self.boundary.route(r, produced_by=rid))
+        return out
+
+    # ---------------------------------------------------------------- calls
+    def call(self, agent_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Invoke a (read-only) domain method of one host and return its result."""
+        return self.call_many([(agent_id, method, args, kwargs)])[0]
+
+    def call_many(self, calls: Iterable[Sequence[Any]]) -> list[Any]:
+        """Invoke ``(agent_id, method[, args[, kwargs]])`` calls, in parallel on Ray; results in order."""
+        self._check_open()
+        norm = _normalise_calls(calls)
+        for aid, *_ in norm:
+            if aid not in self._roles:
+                raise ValueError(f"call(): no host {aid!r}")
+        return self._call_many(norm) if norm else []
+
+    def pid(self, agent_id: str) -> int:
+        """Process id of the process hosting ``agent_id``."""
+        return int(self.call(agent_id, PID_METHOD))
+
+    # ---------------------------------------------------------------- state
+    @abc.abstractmethod
+    def checkpoint(self) -> None:
+        """Snapshot every host; the runtime keeps the last snapshot of each."""
+
+    @abc.abstractmethod
+    def last_snapshot(self, agent_id: str) -> bytes:
+        """The last snapshot kept for ``agent_id`` (after its last delivery or checkpoint)."""
+
+    def shutdown(self) -> None:
+        self._closed = True
+        self.boundary.flush()
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} has been shut down")
+
+    # ------------------------------------------------------- implementation
+    @abc.abstractmethod
+    def _start(self, agent_id: str, host: Any) -> None: ...
+
+    @abc.abstractmethod
+    def _deliver(self, batches: dict[str, list[Message]]) -> dict[str, list[Message]]: ...
+
+    @abc.abstractmethod
+    def _call_many(self, calls: list[tuple[str, str, tuple, dict]]) -> list[Any]: ...
+
+
+# --------------------------------------------------------------------------- local
+class LocalRuntime(Runtime):
+    """In-process, sequential and deterministic; same semantics as :class:`RayRuntime`."""
+
+    def __init__(self, boundary: Boundary) -> None:
+        super().__init__(boundary)
+        self._hosts: dict[str, Any] = {}
+        self._snapshots: dict[str, bytes] = {}
+
+    def _start(self, agent_id: str, host: Any) -> None:
+        blob = host.snapshot()
+        self._hosts[agent_id] = type(host).restore(blob)
+        self._snapshots[agent_id] = blob
+
+    def _deliver(self, batches: dict[str, list[Message]]) -> dict[str, list[Message]]:
+        out: dict[str, list[Message]] = {}
+        first_error: BaseException | None = None
+        for rid, batch in batches.items():
+            host = self._hosts[rid]
+            try:
+                replies = list(host.handle(list(batch)) or [])
+                self._snapshots[rid] = host.snapshot()
+            except Exception as exc:
+                if first_error is None:
+                    first_error = _annotate(exc, rid, self._roles[rid], _describe_batch(batch))
+                continue
+            out[rid] = replies
+        if first_error is not None:
+            raise first_error
+        return out
+
+    def _call_many(self, calls: list[tuple[str, str, tuple, dict]]) -> list[Any]:
+        out = []
+        for aid, method, args, kwargs in calls:
+            if method == PID_METHOD:
+                out.append(os.getpid())
+                continue
+            try:
+                out.append(getattr(self._hosts[aid], method)(*args, **kwargs))
+            except Exception as exc:
+                raise _annotate(exc, aid, self._roles[aid], f"in call {method}()")
+        return out
+
+    def checkpoint(self) -> None:
+        for aid, host in self._hosts.items():
+            self._snapshots[aid] = host.snapshot()
+
+    def last_snapshot(self, agent_id: str) -> bytes:
+        return self._snapshots[agent_id]
+
+
+# --------------------------------------------------------------------------- Ray actor
+def _pack_error(exc: BaseException, stage: str) -> tuple:
+    """An exception as a picklable outcome: ("err", cls, args, attrs, type name, message, traceback, stage)."""
+    tb = "".join(traceback.format_exception(exc))
+    payload: tuple = (type(exc), tuple(exc.args), dict(getattr(exc, "__dict__", {})))
+    try:
+        pickle.dumps(payload)
+    except Exception:
+        try:
+            payload = (type(exc), tuple(str(a) for a in exc.args), {})
+            pickle.dumps(payload)
+        except Exception:
+            payload = (None, (), {})
+    return ("err", *payload, type(exc).__name__, str(exc), tb, stage)
+
+
+def _unpack_error(outcome: tuple, agent_id: str, role: str) -> BaseException:
+    _, cls, args, attrs, tname, message, tb, stage = outcome
+    exc: BaseException | None = None
+    if cls is not None:
+        try:
+            exc = cls.__new__(cls, *args)  # rebuilt without __init__ (SolveError has required arguments)
+            exc.args = tuple(args)
+            if attrs:
+                exc.__dict__.update(attrs)
+        except Exception:
+            exc = None
+    if exc is None:
+        exc = HostError(agent_id, f"{_label(agent_id, role)}: {tname}: {message}")
+    return _annotate(exc, agent_id, role, stage, tb)
+
+
+class _HostActor:
+    """Hosts one agent in a Ray actor. Never raises: outcomes are ("ok", value), ("err", ...) or ("lost", why)."""
+
+    def __init__(self, cls: type, agent_id: str, holder: list, replay: list) -> None:
+        # ``holder`` is a one-element list holding an ObjectRef of the snapshot bytes (nested, so that
+        # Ray does not resolve it here: a lost object is reported as an outcome, not as a dead actor)
+        self._cls, self._id, self._holder, self._replay = cls, agent_id, holder, replay
+        self._host: Any = None
+
+    def _ensure(self) -> tuple | None:
+        if self._host is not None:
+            return None
+        import ray
+
+        try:
+            blob = ray.get(self._holder[0])
+        except ray.exceptions.ObjectLostError as exc:
+            return ("lost", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            return _pack_error(exc, "loading its snapshot")
+        try:
+            host = self._cls.restore(blob)
+            for batch in self._replay:
+                host.handle(list(batch))
+        except Exception as exc:
+            return _pack_error(exc, "being restored from its snapshot")
+        self._host, self._holder, self._replay = host, None, None
+        return None
+
+    def deliver(self, batch: list[Message]) -> tuple[tuple, bytes | None]:
+        bad = self._ensure()
+        if bad is not None:
+            return bad, None
+        try:
+            replies = list(self._host.handle(list(batch)) or [])
+        except Exception as exc:
+            return _pack_error(exc, _describe_batch(batch)), None
+        try:
+            snap = self._host.snapshot()
+        except Exception as exc:
+            return _pack_error(exc, "taking a snapshot"), None
+        return ("ok", replies), snap
+
+    def invoke(self, method: str, args: tuple, kwargs: dict) -> tuple:
+        if method == PID_METHOD:
+            return ("ok", os.getpid())
+        bad = self._ensure()
+        if bad is not None:
+            return bad
+        try:
+            return ("ok", getattr(self._host, method)(*args, **kwargs))
+        except Exception as exc:
+            return _pack_error(exc, f"in call {method}()")
+
+    def snapshot(self) -> tuple:
+        bad = self._ensure()
+        if bad is not None:
+            return bad
+        try:
+            return ("ok", self._host.snapshot())
+        except Exception as exc:
+            return _pack_error(exc, "taking a snapshot")
+
+
+_REMOTE_ACTOR: Any = None
+
+
+def _remote_actor_class() -> Any:
+    global _REMOTE_ACTOR
+    if _REMOTE_ACTOR is None:
+        import ray
+
+        _REMOTE_ACTOR = ray.remote(_HostActor)
+    return _REMOTE_ACTOR
+
+
+# --------------------------------------------------------------------------- Ray runtime
+def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime_env: Any = "auto",
+             **init_kwargs: Any) -> bool:
+    """Start or join Ray so that actors can import the project; returns True if it started a session here.
+
+    Does nothing (returns False) when Ray is already initialised in this process.
+    ``address``: ``None`` (and no ``RAY_ADDRESS``) starts a local instance with ``num_cpus`` CPUs
+    (default: the machine's); ``"auto"`` or ``"HOST:PORT"`` joins a running cluster, shipping the
+    project packages as ``py_modules`` when running from a source checkout (``runtime_env="auto"``).
+    Token authentication is left as Ray sets it (on by default for a new local instance).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    addr = address or os.environ.get("RAY_ADDRESS") or "local"
+    kwargs: dict[str, Any] = {"include_dashboard": False}
+    kwargs.update(init_kwargs)
+    root = _project_root()
+    if addr == "local":
+        if num_cpus is not None:
+            kwargs["num_cpus"] = int(num_cpus)
+        # the workers of a local instance inherit this environment: make the project importable
+        # whatever the current directory is
+        if root is not None:
+            paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            if str(root) not in paths:
+                os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
+    else:
+        # Ray 2.60 turns token authentication on by itself only for a new local instance and for
+        # address "auto"; with an explicit HOST:PORT it stays off unless RAY_AUTH_MODE=token, and
+        # the connection to a cluster that has it on fails. Turn it on when a token is available
+        # (~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH) and nobody chose a mode.
+        try:
+            from ray._private.authentication.authentication_token_setup import (
+                maybe_enable_token_auth_if_token_available)
+
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        except Exception:  # pragma: no cover - other Ray versions
+            pass
+        if runtime_env == "auto":
+            runtime_env = {"py_modules": [str(root / p) for p in PROJECT_PACKAGES]} if root is not None else None
+        if runtime_env is not None:
+            kwargs["runtime_env"] = runtime_env
+    ray.init(address=addr, **kwargs)
+    return True
+
+
+class RayRuntime(Runtime):
+    """One Ray actor per host; deliveries and calls fan out and are gathered together.
+
+    Parameters
+    ----------
+    address:
+        ``None`` (and no ``RAY_ADDRESS``): start a local Ray instance with the machine's CPUs;
+        ``"auto"`` or ``"HOST:PORT"``: join a running cluster. Ignored when Ray is already
+        initialised in this process (the existing session is used and not shut down).
+    num_cpus:
+        CPUs of a local instance started here (ignored when joining a cluster).
+    max_restarts:
+        How many times each host's actor may be recreated after dying before giving up
+        with :class:`HostCrashed`.
+    runtime_env:
+        Passed to ``ray.init`` when joining a cluster. Default (``"auto"``): ship the project
+        packages as ``py_modules`` when running from a source checkout, so that actors on other
+        machines can import them; ``None``: nothing (the packages are installed on every node).
+    actor_options:
+        Extra ``.options()`` for the actors (e.g. ``{"num_cpus": 1}`` to give each actor a whole CPU;
+        by default an actor reserves no CPU while it runs, so any number fit on a small machine).
+    replay_limit:
+        Every ``replay_limit`` deliveries a host's latest snapshot is copied into the driver, so
+        that a host whose node is lost (with its in-store snapshot) is rebuilt by replaying at most
+        that many deliveries.
+    init_kwargs:
+        Extra keyword arguments for ``ray.init`` (e.g. ``include_dashboard=True``).
+    """
+
+    _DEAD = ()  # filled on first use (ray.exceptions.RayActorError, WorkerCrashedError, ...)
+
+    def __init__(self, boundary: Boundary, address: str | None = None, num_cpus: int | None = None,
+                 max_restarts: int = 3, *, runtime_env: Any = "auto", actor_options: dict | None = None,
+                 replay_limit: int = 32, **init_kwargs: Any) -> None:
+        super().__init__(boundary)
+        import ray
+
+        self._ray = ray
+        RayRuntime._DEAD = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                            ray.exceptions.LocalRayletDiedError, ray.exceptions.NodeDiedError)
+        self.max_restarts = int(max_restarts)
+        self.replay_limit = max(1, int(replay_limit))
+        self._actor_options = {"max_restarts": 0, "max_task_retries": 0, **(actor_options or {})}
+        self._owns_ray = init_ray(address, num_cpus, runtime_env=runtime_env, **init_kwargs)
+        self._actor_cls = _remote_actor_class()
+        self._classes: dict[str, type] = {}
+        self._actors: dict[str, Any] = {}
+        self._latest: dict[str, Any] = {}  # ObjectRef of the snapshot after the last delivery, or None
+        self._durable: dict[str, bytes] = {}  # snapshot bytes held by the driver
+        self._replay: dict[str, list[list[Message]]] = {}  # deliveries since the durable snapshot
+        self.restarts: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- hosts
+    def _start(self, agent_id: str, host: Any) -> None:
+        blob = host.snapshot()
+        self._classes[agent_id] = type(host)
+        self._durable[agent_id] = blob
+        self._replay[agent_id] = []
+        self._latest[agent_id] = self._ray.put(blob)  # the constant data go in once
+        self.restarts[agent_id] = 0
+        self._actors[agent_id] = self._spawn(agent_id, [self._latest[agent_id]], [])
+
+    def _spawn(self, agent_id: str, holder: list, replay: list) -> Any:
+        return self._actor_cls.options(**self._actor_options).remote(self._classes[agent_id], agent_id, holder,
+                                                                      replay)
+
+    def _restart(self, agent_id: str, cause: str) -> None:
+        n = self.restarts[agent_id] + 1
+        if n > self.max_restarts:
+            raise HostCrashed(agent_id, self._roles[agent_id], self.restarts[agent_id], self.max_restarts, cause)
+        self.restarts[agent_id] = n
+        log.warning("%s: actor lost (%s); restart %d of %d from its last snapshot", _label(agent_id,
+                    self._roles[agent_id]), cause.splitlines()[0][:200], n, self.max_restarts)
+        try:
+            self._ray.kill(self._actors[agent_id], no_restart=True)
+        except Exception:
+            pass
+        latest = self._latest[agent_id]
+        if latest is not None:
+            self._actors[agent_id] = self._spawn(agent_id, [latest], [])
+        else:
+            self._actors[agent_id] = self._spawn(agent_id, [self._ray.put(self._durable[agent_id])],
+                                                 list(self._replay[agent_id]))
+
+    # --------------------------------------------------------------- engine
+    def _gather(self, refs: list[Any]) -> list[tuple[str, Any]]:
+        """Wait for all refs together; ("ok", value) or ("dead", cause) per ref."""
+        ray = self._ray
+        try:
+            return [("ok", v) for v in ray.get(refs)]
+        except ray.exceptions.RayError:
+            pass
+        out: list[tuple[str, Any]] = []
+        for r in refs:  # something failed: sort it out (everything is finished or failed by now)
+            try:
+                out.append(("ok", ray.get(r)))
+            except self._DEAD as exc:
+                failed_init = getattr(exc, "actor_init_failed", False)
+                out.append(("init_failed" if failed_init else "dead", f"{type(exc).__name__}: {exc}"))
+            except ray.exceptions.RayTaskError as exc:  # e.g. a reply that could not be serialised
+                cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
+                out.append(("ok", _pack_error(cause, "returning its result")))
+        return out
+
+    def _run(self, jobs: list[tuple[str, str, tuple]]) -> list[tuple[tuple, Any]]:
+        """Run ``(agent_id, actor method, args)`` jobs in parallel; restart dead actors and resubmit.
+
+        Returns per job (outcome, snapshot ref or None).
+        """
+        results: list[Any] = [None] * len(jobs)
+        todo = list(range(len(jobs)))
+        while todo:
+            submitted = []
+            for i in todo:
+                aid, meth, args = jobs[i]
+                actor = self._actors[aid]
+                if meth == "deliver":
+                    out_ref, snap_ref = actor.deliver.options(num_returns=2).remote(*args)
+                else:
+                    out_ref, snap_ref = getattr(actor, meth).remote(*args), None
+                submitted.append((out_ref, snap_ref))
+            got = self._gather([s[0] for s in submitted])
+            to_restart: dict[str, str] = {}
+            retry = []
+            for i, (out_ref, snap_ref), (status, value) in zip(todo, submitted, got):
+                aid = jobs[i][0]
+                if status == "init_failed":
+                    raise HostError(aid, f"{_label(aid, self._roles[aid])}: its actor could not be created "
+                                         f"(can the workers import the project and the host class "
+                                         f"{self._classes[aid].__module__}.{self._classes[aid].__qualname__}?): "
+                                         f"{value}")
+                if status == "dead":
+                    to_restart.setdefault(aid, value)
+                    retry.append(i)
+                elif value[0] == "lost":
+                    self._latest[aid] = None  # rebuild from the durable copy and the replay log
+                    to_restart.setdefault(aid, f"its snapshot was lost ({value[1]})")
+                    retry.append(i)
+                else:
+                    results[i] = (value, snap_ref)
+            for aid, cause in to_restart.items():
+                self._restart(aid, cause)
+            todo = retry
+        return results
+
+    def _deliver(self, batches: dict[str, list[Message]]) -> dict[str, list[Message]]:
+        rids = list(batches)
+        results = self._run([(rid, "deliver", (batches[rid],)) for rid in rids])
+        out: dict[str, list[Message]] = {}
+        first_error: BaseException | None = None
+        refresh = []
+        for rid, (outcome, snap_ref) in zip(rids, results):
+            if outcome[0] == "err":
+                if first_error is None:
+                    first_error = _unpack_error(outcome, rid, self._roles[rid])
+                continue
+            out[rid] = outcome[1]
+            self._latest[rid] = snap_ref
+            self._replay[rid].append(batches[rid])
+            if len(self._replay[rid]) >= self.replay_limit:
+                refresh.append(rid)
+        if refresh:  # copy the latest snapshots into the driver, together
+            blobs = self._ray.get([self._latest[r] for r in refresh])
+            for rid, blob in zip(refresh, blobs):
+                self._durable[rid] = blob
+                self._replay[rid] = []
+        if first_error is not None:
+            raise first_error
+        return out
+
+    def _call_many(self, calls: list[tuple[str, str, tuple, dict]]) -> list[Any]:
+        results = self._run([(aid, "invoke", (method, args, kwargs)) for aid, method, args, kwargs in calls])
+        out = []
+        for (aid, *_), (outcome, _) in zip(calls, results):
+            if outcome[0] == "err":
+                raise _unpack_error(outcome, aid, self._roles[aid])
+            out.append(outcome[1])
+        return out
+
+    # ---------------------------------------------------------------- state
+    def checkpoint(self) -> None:
+        aids = list(self._actors)
+        results = self._run([(aid, "snapshot", ()) for aid in aids])
+        for aid, (outcome, _) in zip(aids, results):
+            if outcome[0] == "err":
+                raise _unpack_error(outcome, aid, self._roles[aid])
+        for aid, (outcome, _) in zip(aids, results):
+            self._durable[aid] = outcome[1]
+            self._replay[aid] = []
+            self._latest[aid] = None
+
+    def last_snapshot(self, agent_id: str) -> bytes:
+        ref = self._latest[agent_id]
+        if ref is not None:
+            try:
+                return self._ray.get(ref)
+            except self._ray.exceptions.ObjectLostError:
+                self._latest[agent_id] = None
+        if self._replay[agent_id]:
+            self.checkpoint()
+        return self._durable[agent_id]
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        super().shutdown()
+        ray = self._ray
+        for actor in self._actors.values():
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:
+                pass
+        self._actors.clear()
+        self._latest.clear()
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()

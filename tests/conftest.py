@@ -1,0 +1,39 @@
+"""Shared fixtures.
+
+Ray: one session for the whole test run (starting Ray takes a few seconds), started only
+when a test marked ``@pytest.mark.ray`` (or asking for ``ray_session``) runs, so tests that
+don't use Ray never import or start it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray instance with 2 CPUs for the whole session (shut down at the end)."""
+    import ray
+
+    # workers inherit the environment of the local instance: make the project (and the test
+    # modules, which define dummy hosts) importable whatever the current directory is
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(ROOT) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *paths])
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _ray_for_marked_tests(request):
+    """Tests marked ``ray`` get the session Ray instance without asking for it."""
+    if request.node.get_closest_marker("ray") is not None:
+        request.getfixturevalue("ray_session")
+    yield
