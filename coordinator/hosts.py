@@ -141,7 +141,10 @@ class LoadAggregatorHost(Host):
             self.solution = self.agent.solve(self.offers, cuts=self.cuts)
             self.history.append({"round": self.round, "objective": self.solution.objective,
                                  "n_cuts": len(self.cuts), "solve_time_s": self.solution.solve_time})
-            out += [Injections(self.id, dso, self.round, p=self.solution.injections_p, q=self.solution.injections_q)
+            # reactive power is a decision only for customers (DERs inject active power only)
+            dec = self.agent.decision_ids()
+            q = {k: v for k, v in self.solution.injections_q.items() if f"{k}#q" in dec}
+            out += [Injections(self.id, dso, self.round, p=self.solution.injections_p, q=q)
                     for dso in self.peers.get("dso", [])]
         for m in _of(messages, Status):
             if m.converged and self.solution is not None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Iterable, Mapping
 
 import networkx as nx
@@ -49,6 +48,18 @@ F_META = "case.json"
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+class ReadOnlyDict(dict):
+    """A read-only dict that pickles (``MappingProxyType`` does not, and agents are pickled)."""
+
+    def _readonly(self, *a: object, **k: object) -> None:
+        raise TypeError("read-only mapping")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple:
+        return (ReadOnlyDict, (dict(self),))
 
 
 def _finite(value: float, *, file: str, row: int | None, column: str, key: str | None = None,
@@ -170,7 +181,7 @@ class TransmissionGrid:
         _unique(self.buses, file=F_BUSES, column="bus")
         _unique(self.lines, file=F_BRANCHES, column="line_id")
         self.bus_ids: tuple[str, ...] = tuple(b.id for b in self.buses)
-        self.bus_index: Mapping[str, int] = MappingProxyType({b: i for i, b in enumerate(self.bus_ids)})
+        self.bus_index: Mapping[str, int] = ReadOnlyDict({b: i for i, b in enumerate(self.bus_ids)})
         for i, ln in enumerate(self.lines, start=1):
             for col, b in (("from_bus", ln.from_bus), ("to_bus", ln.to_bus)):
                 if b not in self.bus_index:
@@ -451,9 +462,9 @@ class Feeder:
         # topological order (head first) for builders
         order = list(nx.topological_sort(g))
         self.node_order: tuple[str, ...] = tuple(order)
-        self.node_index: Mapping[str, int] = MappingProxyType({n: i for i, n in enumerate(order)})
-        self.line_by_child: Mapping[str, FeederLine] = MappingProxyType(dict(line_by_child))
-        self._node_by_id = MappingProxyType(node_by_id)
+        self.node_index: Mapping[str, int] = ReadOnlyDict({n: i for i, n in enumerate(order)})
+        self.line_by_child: Mapping[str, FeederLine] = ReadOnlyDict(dict(line_by_child))
+        self._node_by_id = ReadOnlyDict(node_by_id)
 
     # ------------------------------------------------------------------ queries
     def node(self, node_id: str) -> FeederNode:
@@ -688,11 +699,11 @@ class Case:
         if transmission is not None and TRANSMISSION in {f.id for f in feeders}:
             raise CaseError(f"feeder id '{TRANSMISSION}' is reserved for the transmission grid", file=F_META,
                             column="feeders")
-        self.feeders: Mapping[str, Feeder] = MappingProxyType({f.id: f for f in feeders})
+        self.feeders: Mapping[str, Feeder] = ReadOnlyDict({f.id: f for f in feeders})
         self.owners: tuple[Owner, ...] = tuple(owners)
         self.units: tuple[Unit, ...] = tuple(units)
         self.loads: tuple[Load, ...] = tuple(loads)
-        self.parameters: Mapping[str, object] = MappingProxyType(dict(parameters or {}))
+        self.parameters: Mapping[str, object] = ReadOnlyDict(dict(parameters or {}))
         for k, v in self.parameters.items():
             if isinstance(v, float) and not math.isfinite(v):
                 raise CaseError(f"parameter '{k}' must be finite, got {v}", file=F_META, column=f"parameters.{k}")
@@ -791,7 +802,7 @@ class Case:
     @property
     def meters(self) -> Mapping[str, MeterLocation]:
         """meter id -> location for every unit and load. Network-operator data."""
-        return MappingProxyType({a.id: MeterLocation(a.grid, a.node, a.phases) for a in (*self.units, *self.loads)})
+        return ReadOnlyDict({a.id: MeterLocation(a.grid, a.node, a.phases) for a in (*self.units, *self.loads)})
 
     def owner(self, owner_id: str) -> Owner:
         for o in self.owners:

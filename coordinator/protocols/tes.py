@@ -231,7 +231,29 @@ class TESProtocol:
         return f"no feasible market schedule: {exc}"
 
     def _settlement(self, sol: Any) -> pd.DataFrame:
-        return pd.DataFrame()
+        """Money and energy per participant: DER units, the LA, its customers, the main grid.
+
+        Columns: role, participant, item (energy_kwh, revenue, cost, profit, surplus), value ($ or kWh).
+        Read from the participants' own published reports.
+        """
+        r = self.roles
+        rows: list[tuple[str, str, str, float]] = []
+        for d, rep in zip(r.der_managers, self.rt.call_many([(d, "report") for d in r.der_managers])):
+            for unit, v in rep["settlement"].items():
+                rows += [("der_manager", f"{d}/{unit}", "energy_kwh", v["energy"]),
+                         ("der_manager", f"{d}/{unit}", "revenue", v["revenue"]),
+                         ("der_manager", f"{d}/{unit}", "cost", v["cost"]),
+                         ("der_manager", f"{d}/{unit}", "profit", v["profit"])]
+        st = sol.settlement()
+        la = r.load_aggregator
+        rows += [("load_aggregator", la, "revenue", st["revenue"]), ("load_aggregator", la, "cost", st["cost"]),
+                 ("load_aggregator", la, "profit", st["profit"])]
+        rows += [("customer", c, "surplus", v) for c, v in st["customer_surplus"].items()]
+        rows += [("customer", c, "energy_kwh", float(np.sum(p))) for c, p in sol.loads.items()]
+        mg = self.rt.call(r.main_grid, "report")["settlement"]
+        rows += [("main_grid", r.main_grid, "energy_kwh", mg["energy"]),
+                 ("main_grid", r.main_grid, "revenue", mg["revenue"])]
+        return pd.DataFrame(rows, columns=["role", "participant", "item", "value"])
 
 
 def _voltage_frame(check: dict[str, Any], stage: str) -> pd.DataFrame:
