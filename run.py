@@ -15,6 +15,7 @@ import argparse
 import sys
 from typing import Callable, NamedTuple
 
+from agents.base import InfeasibleSetup, SolveError
 from network.errors import CaseError
 from scenarios import registry
 from scenarios.runs import add_run_arguments
@@ -202,9 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         return int(args.handler(args) or 0)
-    except CaseError as exc:
+    except (CaseError, InfeasibleSetup) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SolveError as exc:
+        print(f"solver error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from typing import Any
 
@@ -48,12 +49,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=False)
-    if args.days < 1:
-        raise ValueError("--days must be at least 1")
     case = load_case(args.case)
-    config = TESConfig(pricing=args.pricing, relaxation=args.relaxation, transformer_kw=args.transformer_kw,
-                       strategy=args.strategy, markup=args.markup, max_iterations=args.max_iterations,
-                       seed=args.seed or 0)
+    try:
+        if args.days < 1:
+            raise ValueError("--days must be at least 1")
+        config = TESConfig(pricing=args.pricing, relaxation=args.relaxation, transformer_kw=args.transformer_kw,
+                           strategy=args.strategy, markup=args.markup, max_iterations=args.max_iterations,
+                           seed=args.seed or 0)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     folder = RunFolder.create("tes-day", args.out)
     folder.write_manifest("tes-day", args, seed=args.seed, extra={"case": case.name})
     boundary = Boundary(folder.file("audit.jsonl"))

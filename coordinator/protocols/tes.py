@@ -21,6 +21,7 @@ LinDist3Flow limits inside) and the *unconstrained* market (iteration 1).
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -180,17 +181,20 @@ class TESProtocol:
         converged, reason = False, ""
         first_solution = None
         violations0: list[dict] = []
+        self._cut_families: dict[int, set[str]] = {}
         for it in range(1, self.config.max_iterations + 1):
             try:
                 inj = [m for m in self.rt.exchange(pending) if isinstance(m, Injections)]
             except InfeasibleSetup as exc:
-                raise InfeasibleSetup(self._diagnose(exc)) from None
+                raise InfeasibleSetup(self._diagnose(exc, day)) from None
             la_rep = self.rt.call(r.load_aggregator, "report")
             sol = la_rep["solution"]
             if first_solution is None:
                 first_solution = sol
             answers = self.rt.exchange(inj)
             cuts = [m for m in answers if isinstance(m, FeasibilityCut)]
+            for c in cuts:
+                self._cut_families.setdefault(c.period, set()).update(c.families)
             e_star = float(sum(c.violation for c in cuts))
             fams = sorted({f for c in cuts for f in c.families})
             log.record(it, violation=e_star, n_cuts=len(cuts), objective=sol.objective,
@@ -227,8 +231,14 @@ class TESProtocol:
                          settlement=self._settlement(final), wall_time_s=t_protocol,
                          timings={"protocol_s": t_protocol, "benchmarks_s": t_bench})
 
-    def _diagnose(self, exc: InfeasibleSetup) -> str:
-        return f"no feasible market schedule: {exc}"
+    def _diagnose(self, exc: InfeasibleSetup, day: int) -> str:
+        """Name the hour(s) and the limit families behind an infeasible LA problem."""
+        text = str(exc)
+        hours = sorted({int(h) for h in re.findall(r"hour (\d+)", text)}) or sorted(self._cut_families)
+        parts = [f"hour {h} ({', '.join(sorted(self._cut_families.get(h, {'?'})))})" for h in hours[:8]]
+        more = f" and {len(hours) - 8} more hour(s)" if len(hours) > 8 else ""
+        return (f"day {day}: no market schedule satisfies the network limits in " + ", ".join(parts) + more
+                + f". The load aggregator reports: {text}")
 
     def _settlement(self, sol: Any) -> pd.DataFrame:
         """Money and energy per participant: DER units, the LA, its customers, the main grid.
