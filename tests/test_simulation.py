@@ -1,0 +1,27 @@
+"""The Mesa shell: one step = one market day; strategies adapt between days."""
+from __future__ import annotations
+
+import mesa
+
+from coordinator.boundary import Boundary
+from coordinator.protocols.tes import TESConfig
+from coordinator.runtime import LocalRuntime
+from coordinator.simulation import TESMarketModel
+from scenarios.registry import load_case
+
+
+def test_two_days_with_a_learning_strategy():
+    case = load_case("tes_feeder")
+    model = TESMarketModel(case, LocalRuntime(Boundary()), TESConfig(strategy="learning"), seed=3,
+                           benchmarks=False)
+    assert isinstance(model, mesa.Model)
+    assert all(isinstance(p, mesa.Agent) for p in model.participants)
+    model.step()
+    model.step()
+    days = model.days_frame()
+    assert list(days.index) == [0, 1]
+    assert days["converged"].all()
+    # cuts of day 0 stay valid on day 1, so day 1 needs no more than day 0
+    assert days.loc[1, "iterations"] <= days.loc[0, "iterations"]
+    # the DER manager's strategy is visible per day (its markup is on the learning grid)
+    assert set(days["der_markup"]) <= {0.0, 0.01, 0.02, 0.04, 0.06, 0.08}
