@@ -143,8 +143,7 @@ def summary_table(model: TESMarketModel, t_start: float) -> Any:
     from rich.table import Table
 
     t = Table(title="tes-day summary")
-    for col in ("day", "iterations", "E* final (pu)", "LA profit ($)", "centralized ($)", "rel. gap",
-                "DER profit ($)", "customer surplus ($)", "time (s)"):
+    for col in ("day", "iter", "E* pu", "LA $", "central $", "gap", "DER $", "cust. $", "s"):
         t.add_column(col, justify="right")
     for r in model.results:
         e = float(r.iterations["violation"].iloc[-1])
@@ -153,10 +152,12 @@ def summary_table(model: TESMarketModel, t_start: float) -> Any:
             r.settlement) else math.nan
         cs = r.settlement.query("role == 'customer' and item == 'surplus'")["value"].sum() if len(
             r.settlement) else math.nan
-        t.add_row(str(r.day), str(len(r.iterations)), f"{e:.2e}", f"{r.solution.objective:.4f}", f"{cen:.4f}",
-                  f"{r.objective_gap:.1e}" if r.centralized is not None else "-", f"{der:.4f}", f"{cs:.4f}",
+        t.add_row(str(r.day), str(len(r.iterations)), f"{e:.1e}", f"{r.solution.objective:.2f}", f"{cen:.2f}",
+                  f"{r.objective_gap:.1e}" if r.centralized is not None else "-", f"{der:.2f}", f"{cs:.2f}",
                   f"{r.wall_time_s:.2f}")
-    t.caption = f"runtime start-up {t_start:.2f} s; time per day excludes start-up and benchmarks"
+    t.caption = (f"iter: Benders iterations; E*: final violation; LA $: load aggregator profit (decomposed) vs "
+                 f"central $: centralized benchmark, gap relative; DER $: DER managers' profit; cust. $: customer "
+                 f"surplus; s: protocol time (runtime start-up {t_start:.2f} s and benchmarks excluded)")
     return t
 
 
