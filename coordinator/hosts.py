@@ -46,8 +46,9 @@ class Host:
         return self.agent.decision_ids()
 
     def handle(self, messages: list[Message]) -> list[Message]:
+        """Replies carry the next round number: one round per hop of the protocol."""
         if messages:
-            self.round = max(m.round for m in messages)
+            self.round = max(m.round for m in messages) + 1
         return self._handle(messages)
 
     def _handle(self, messages: list[Message]) -> list[Message]:
@@ -174,9 +175,8 @@ class DSOHost(Host):
         out: list[Message] = []
         for m in _of(messages, Injections):
             res = self.agent.check_schedule(dict(m.p), dict(m.q))
-            self.checks.append({"round": self.round, "violation": res.violation, "voltages": res.voltages,
-                                "node_phases": res.node_phases, "n_cuts": len(res.cuts),
-                                "violated": self.agent.violated_limits(dict(m.p), dict(m.q))})
+            self.checks.append({"round": self.round, "violation": float(res.violation.sum()),
+                                "n_cuts": len(res.cuts)})
             if res.cuts:
                 out += [FeasibilityCut(self.id, m.sender, self.round, period=c.period, coefficients=c.coefficients,
                                        constant=c.constant, violation=c.violation, families=c.families)

@@ -179,18 +179,13 @@ class TESProtocol:
         offers = {k: (np.asarray(m.prices[k]), np.asarray(m.quantities[k])) for m in offers_msgs for k in m.prices}
         pending = offers_msgs
         converged, reason = False, ""
-        first_solution = None
-        violations0: list[dict] = []
         self._cut_families: dict[int, set[str]] = {}
         for it in range(1, self.config.max_iterations + 1):
             try:
                 inj = [m for m in self.rt.exchange(pending) if isinstance(m, Injections)]
             except InfeasibleSetup as exc:
                 raise InfeasibleSetup(self._diagnose(exc, day)) from None
-            la_rep = self.rt.call(r.load_aggregator, "report")
-            sol = la_rep["solution"]
-            if first_solution is None:
-                first_solution = sol
+            sol = self.rt.call(r.load_aggregator, "report")["solution"]
             answers = self.rt.exchange(inj)
             cuts = [m for m in answers if isinstance(m, FeasibilityCut)]
             for c in cuts:
@@ -202,10 +197,10 @@ class TESProtocol:
                        la_solve_s=sol.solve_time)
             self.progress(f"day {day} iteration {it}: E* = {e_star:.3g} pu, {len(cuts)} cut(s)"
                           + (f" [{', '.join(fams)}]" if fams else ""))
-            done, reason = self.rule.check(it, violation=e_star)
-            if not cuts and any(isinstance(m, Accept) for m in answers):
+            if not cuts:  # the TESO accepted: E* <= tolerance in every hour
                 converged, reason = True, f"accepted: E* = {e_star:.3g} <= {self.config.tolerance:g} pu"
                 break
+            done, reason = self.rule.check(it, violation=e_star)  # here only the iteration limit can stop
             if done:
                 break
             pending = cuts
@@ -216,20 +211,26 @@ class TESProtocol:
         self.rt.exchange(schedules)
         final = self.rt.call(r.load_aggregator, "report")["solution"]
         t_protocol = time.perf_counter() - t0
-        dso_rep = self.rt.call(r.dso, "report")
-        checks = dso_rep["checks"][-n_it:]
-        voltages = _voltage_frame(checks[0], "before") if checks else pd.DataFrame()
-        if checks:
-            voltages = pd.concat([voltages, _voltage_frame(checks[-1], "after")], ignore_index=True)
-            violations0 = checks[0]["violated"]
+        # Benchmarks and analysis: the analyst's view (sees everything; no messages involved)
         tb = time.perf_counter()
-        central = centralized(self.case, self.config, offers) if benchmarks else None
+        unconstrained = benchmark(self.case, self.config, offers, network=False)
+        central = benchmark(self.case, self.config, offers, network=True) if benchmarks else None
+        before = self.analyst.check_schedule(*_pq(unconstrained))
+        after = self.analyst.check_schedule(*_pq(final))
+        voltages = pd.concat([_voltage_frame(before, "before"), _voltage_frame(after, "after")], ignore_index=True)
         t_bench = time.perf_counter() - tb
         return DayResult(day=day, converged=converged, stop_reason=reason, iterations=log.to_frame(),
-                         solution=final, unconstrained=first_solution, centralized=central, offers=offers,
-                         voltages=voltages, violations_unconstrained=violations0,
+                         solution=final, unconstrained=unconstrained, centralized=central, offers=offers,
+                         voltages=voltages, violations_unconstrained=self.analyst.violated_limits(*_pq(unconstrained)),
                          settlement=self._settlement(final), wall_time_s=t_protocol,
                          timings={"protocol_s": t_protocol, "benchmarks_s": t_bench})
+
+    @property
+    def analyst(self) -> DSO:
+        """A private copy of the network model for the run's analysis (voltages, violations)."""
+        if getattr(self, "_analyst", None) is None:
+            self._analyst = make_agents(self.case, self.config)["dso"]
+        return self._analyst
 
     def _diagnose(self, exc: InfeasibleSetup, day: int) -> str:
         """Name the hour(s) and the limit families behind an infeasible LA problem."""
@@ -266,13 +267,19 @@ class TESProtocol:
         return pd.DataFrame(rows, columns=["role", "participant", "item", "value"])
 
 
-def _voltage_frame(check: dict[str, Any], stage: str) -> pd.DataFrame:
-    v = np.asarray(check["voltages"])
-    rows = []
-    for i, (node, ph) in enumerate(check["node_phases"]):
-        for t in range(v.shape[1]):
-            rows.append((node, ph, t, stage, float(v[i, t])))
-    return pd.DataFrame(rows, columns=["node", "phase", "hour", "stage", "v_pu"])
+def _pq(sol: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """An LA solution's active and (customers') reactive injections."""
+    return sol.injections_p, {k: v for k, v in sol.injections_q.items() if k in sol.loads}
+
+
+def _voltage_frame(check: Any, stage: str) -> pd.DataFrame:
+    """Long table node, phase, hour, stage, v_pu of a DSO check (LinDist3Flow voltages)."""
+    v = np.asarray(check.voltages)
+    nodes = [n for n, _ in check.node_phases]
+    phases = [p for _, p in check.node_phases]
+    t = v.shape[1]
+    return pd.DataFrame({"node": np.repeat(nodes, t), "phase": np.repeat(phases, t),
+                         "hour": np.tile(np.arange(t), len(nodes)), "stage": stage, "v_pu": v.ravel()})
 
 
 def network_constraints(dso: DSO) -> Callable[[dict[str, Any], dict[str, Any]], list[Any]]:
@@ -289,7 +296,9 @@ def network_constraints(dso: DSO) -> Callable[[dict[str, Any], dict[str, Any]], 
     return build
 
 
-def centralized(case: Case, config: TESConfig, offers: dict[str, tuple[np.ndarray, np.ndarray]]) -> Any:
-    """The centralized benchmark: the LA problem with the network limits inside, same offers."""
+def benchmark(case: Case, config: TESConfig, offers: dict[str, tuple[np.ndarray, np.ndarray]], *,
+              network: bool) -> Any:
+    """The LA problem for the same offers with no cuts: with the LinDist3Flow limits inside
+    (``network=True``, the centralized benchmark) or without them (the unconstrained market)."""
     a = make_agents(case, config)
-    return a["load_aggregator"].solve(offers, cuts=(), network=network_constraints(a["dso"]))
+    return a["load_aggregator"].solve(offers, cuts=(), network=network_constraints(a["dso"]) if network else None)
