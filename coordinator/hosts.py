@@ -20,6 +20,7 @@ from agents.dso import DSO
 from agents.load_aggregator import LoadAggregator
 from agents.main_grid import MainGrid
 
+from .benders import Cut, CutPool
 from .messages import (Accept, FeasibilityCut, Injections, Message, Offer, PriceSignal, Schedule, Status)
 
 
@@ -123,7 +124,7 @@ class LoadAggregatorHost(Host):
         super().__init__(agent, peers)
         self.offers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.sellers: dict[str, str] = {}  # unit id -> seller agent id
-        self.cuts: list[tuple[int, dict[str, float], float]] = []
+        self.cuts = CutPool()  # feasibility cuts received so far (repeats are dropped)
         self.solution: Any = None
         self.history: list[dict[str, Any]] = []
 
@@ -135,11 +136,11 @@ class LoadAggregatorHost(Host):
                 self.sellers[k] = m.sender
             new = True
         for m in _of(messages, FeasibilityCut):
-            self.cuts.append((m.period, dict(m.coefficients), m.constant))
-            new = True
+            new |= self.cuts.add(Cut(m.period, dict(m.coefficients), m.constant, iteration=m.round))
         out: list[Message] = []
         if new:
-            self.solution = self.agent.solve(self.offers, cuts=self.cuts)
+            self.solution = self.agent.solve(self.offers, cuts=[(c.index, c.coefficients, c.constant)
+                                                                for c in self.cuts])
             self.history.append({"round": self.round, "objective": self.solution.objective,
                                  "n_cuts": len(self.cuts), "solve_time_s": self.solution.solve_time})
             # reactive power is a decision only for customers (DERs inject active power only)
