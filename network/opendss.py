@@ -112,7 +112,7 @@ def feeder_to_dss(case_or_feeder: Case | Feeder, loads: Mapping[str, object],
     head = feeder.node(feeder.head)
     out += ["clear", f"set DefaultBaseFrequency={frequency_hz:g}",
             f"new circuit.{_safe_names([feeder.id], 'f')[feeder.id]} phases={len(head.phases)} "
-            f"basekv={v_ll:.12g} pu={v_head:.12g} angle=0 bus1={terminal(head.id, head.phases)} "
+            f"basekv={kv(head.phases):.12g} pu={v_head:.12g} angle=0 bus1={terminal(head.id, head.phases)} "
             f"MVAsc3=1e10 MVAsc1=1e10"]
     for ln in feeder.lines:
         ix = [frame.index(p) for p in ln.phases]
