@@ -353,7 +353,11 @@ class Feeder:
     """A radial distribution feeder (single-phase equivalent or three-phase unbalanced).
 
     The head node (``head``) is the slack: its voltage is ``v_head`` pu on every
-    phase. ``pcc_bus`` names the transmission bus the head is attached to (if any).
+    phase (the head's own v_min/v_max are not used by the feeder models).
+    Bases: for a three-phase feeder ``s_base_kva`` is per phase and ``v_base_kv``
+    phase-to-neutral; for a single-phase-equivalent feeder (``n_phases == 1``)
+    ``s_base_kva`` is the three-phase base and ``v_base_kv`` line-to-line, which
+    gives the same ``z_base_ohm``. ``pcc_bus`` names the transmission bus the head is attached to (if any).
     ``import_min``/``import_max`` bound the three-phase active power entering the
     feeder at the head (the substation transformer), in the case's power unit.
     """
