@@ -187,6 +187,7 @@ class TESProtocol:
                 raise InfeasibleSetup(self._diagnose(exc, day)) from None
             sol = self.rt.call(r.load_aggregator, "report")["solution"]
             answers = self.rt.exchange(inj)
+            last_round = max((m.round for m in answers), default=0)
             cuts = [m for m in answers if isinstance(m, FeasibilityCut)]
             for c in cuts:
                 self._cut_families.setdefault(c.period, set()).update(c.families)
@@ -206,8 +207,8 @@ class TESProtocol:
             pending = cuts
         n_it = int(log.last["iteration"])
         # close the day: the LA answers the status with each seller's final schedule
-        schedules = self.rt.exchange(self.rt.send([Status(COORDINATOR, r.load_aggregator, n_it, converged=converged,
-                                                          iteration=n_it, note=reason)]))
+        schedules = self.rt.exchange(self.rt.send([Status(COORDINATOR, r.load_aggregator, last_round + 1,
+                                                          converged=converged, iteration=n_it, note=reason)]))
         self.rt.exchange(schedules)
         final = self.rt.call(r.load_aggregator, "report")["solution"]
         t_protocol = time.perf_counter() - t0
