@@ -94,7 +94,7 @@ class DSO(Agent):
         mq = m.injection_matrix(self.meters, list(q_ids))
         rows, consts, fams, labels = [], [], [], []
         for name, fam in m.families.items():
-            rows.append(np.hstack([np.asarray(mp.T @ fam.grad_p().T).T, np.asarray(mq.T @ fam.grad_q().T).T]))
+            rows.append(np.hstack([np.asarray(fam.grad_p() @ mp), np.asarray(fam.grad_q() @ mq)]))
             consts.append(fam.offset())
             fams += [name] * fam.n_rows
             labels += [f"{name} at {el} phase {ph}" for el, ph in fam.rows]
