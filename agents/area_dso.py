@@ -1,0 +1,533 @@
+"""The real-time DSO of one distribution area (``tso-dso`` protocol, seed 004).
+
+Given the day-ahead schedule of its area's resources ``x_e`` and, per wind
+scenario ``s``, the active power ``p_s`` that the TSO exchanges with it at the PCC
+(positive = into the feeder), the DSO re-dispatches its resources on the
+branch-flow SOCP relaxation of its feeder (``network.distflow``) at least cost, and
+returns per scenario its cost ``D_e(x_e, p_s)`` and an optimality cut
+
+    theta_e,s >= D_e(x_e^k, p_s^k) + beta_s (p - p_s^k) + g_s . (x_e - x_e^k)
+
+where ``beta_s`` is the dual of the constraint fixing the PCC exchange and ``g_s``
+the duals of the constraints fixing the day-ahead schedule. ``D_e`` is jointly
+convex in ``(x_e, p)`` (the value function of a convex program in its right-hand
+side), so the cut is valid for every schedule and every exchange: the TSO keeps it
+for the whole run.
+
+Complete recourse: the exchange is fixed with a penalised slack,
+``p_head = p + s_plus - s_minus``, ``penalty * (s_plus + s_minus)`` in the cost, so
+the subproblem is feasible for every ``p``. With ``penalty`` above the largest PCC
+price of the joint problem (default ``10 * VOLL``) the penalty is exact: the
+decomposition converges to the joint optimum, where the slack is 0.
+
+Modelling decisions (the seed's code): the feeder head is the PCC terminal on the
+transmission side; its voltage is free within that bus's limits (0.8-1.1 pu) and
+its reactive exchange is free (the DC transmission model has no reactive power).
+Active-power shedding at a node is bounded by the demand there; reactive
+shedding (a reactive injection) is allowed at every non-head node; both cost VOLL.
+
+The DSO never sees the transmission grid or another area: it knows its feeder,
+which of its area's resources sits at which node, their real-time offers, its
+area's day-ahead schedule and the exchanges the TSO sends it.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from network.distflow import BranchFlow, branch_flow_socp, line_incidence, node_map
+from network.model import Feeder
+
+from .base import Agent, SolveError
+from .participants_rt import Resource, ResourceSet
+
+__all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "check_status", "DEFAULT_PENALTY_FACTOR"]
+
+DEFAULT_PENALTY_FACTOR = 10.0  # slack penalty = factor * VOLL
+#: objectives are given to the conic solver in k$ (costs reach 1e5-1e8 $ with VOLL and the slack
+#: penalty; in $ Clarabel often stops "inaccurate" at degenerate points such as a PCC line at its rating)
+COST_SCALE = 1e-3
+_OK = ("optimal",)
+#: Clarabel settings tried in turn when a conic solve is not "optimal". Each is complete: cvxpy keeps
+#: settings passed to Clarabel for later solves of the same problem, so a retry's setting would
+#: otherwise stay on for every following solve.
+_BASE = {"equilibrate_enable": True, "iterative_refinement_enable": True, "max_iter": 200}
+RETRY_SETTINGS: tuple[dict[str, Any], ...] = (dict(_BASE), {**_BASE, "equilibrate_enable": False},
+                                               {**_BASE, "iterative_refinement_enable": False},
+                                               {**_BASE, "max_iter": 2000})
+
+
+def solve_conic(prob: cp.Problem, agent: str, problem: str, iteration: int | None = None, *,
+                solver: str = "CLARABEL", options: Mapping[str, Any] | None = None) -> bool:
+    """Solve with ``solver``, retrying with other settings unless the status is "optimal".
+
+    Returns False if the best it got was "optimal_inaccurate" (accepted, and
+    counted by the caller); raises :class:`SolveError` if nothing worked.
+    """
+    inaccurate: dict[str, Any] | None = None
+    errors = []
+    for extra in RETRY_SETTINGS:
+        opts = {**dict(options or {}), **extra}
+        try:
+            with warnings.catch_warnings():  # an inaccurate status is handled here
+                warnings.simplefilter("ignore", UserWarning)
+                prob.solve(solver=solver, **opts)
+        except (cp.error.SolverError, ValueError) as exc:
+            errors.append(str(exc)[:120])
+            continue
+        if prob.status == "optimal":
+            return True
+        if prob.status == "optimal_inaccurate" and inaccurate is None:
+            inaccurate = opts
+        errors.append(str(prob.status))
+    if inaccurate is not None:  # solve again with the settings that gave it
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                prob.solve(solver=solver, **inaccurate)
+        except (cp.error.SolverError, ValueError) as exc:
+            errors.append(str(exc)[:120])
+        else:
+            if prob.status in ("optimal", "optimal_inaccurate"):
+                return prob.status == "optimal"
+    raise SolveError(agent, problem, "not solved", iteration=iteration, detail="; ".join(errors))
+
+
+def check_status(prob: cp.Problem, agent: str, problem: str, iteration: int | None = None,
+                 accept_inaccurate: bool = True) -> None:
+    """Raise :class:`SolveError` unless ``prob`` was solved."""
+    ok = _OK + (("optimal_inaccurate",) if accept_inaccurate else ())
+    if prob.status not in ok:
+        raise SolveError(agent, problem, str(prob.status), iteration=iteration)
+
+
+def bcast(expr: cp.Expression, s: int) -> cp.Expression:
+    """A ``(k,)`` expression broadcast to ``(k, s)``."""
+    return cp.reshape(expr, (expr.shape[0], 1), order="F") @ np.ones((1, s))
+
+
+@dataclass
+class AreaRT:
+    """cvxpy pieces of the real-time problem of one area for ``S`` scenarios (columns).
+
+    ``cost`` ``(S,)`` is each scenario's real-time cost (no slack penalty);
+    ``fix`` the constraint ``x - xv == 0`` ``(n, S)`` whose dual is the sensitivity
+    of each scenario's cost to the day-ahead quantities; ``p_head`` ``(S,)`` the power
+    entering the feeder at the PCC (MW).
+    """
+
+    res: ResourceSet
+    S: int
+    xv: cp.Variable
+    fix: cp.Constraint
+    up: cp.Variable
+    dn: cp.Variable
+    y: cp.Expression
+    q: cp.Variable
+    shed_p: cp.Variable | None
+    shed_q: cp.Variable | None
+    bf: BranchFlow
+    cost: cp.Expression
+    constraints: list[cp.Constraint]
+    shed_nodes: np.ndarray
+    y_max: cp.Constraint | None = None
+
+    @property
+    def p_head(self) -> cp.Variable:
+        return self.bf.p_head  # type: ignore[return-value]
+
+    def relaxation_gap(self) -> np.ndarray:
+        """``max over lines of (l v_from - P^2 - Q^2)`` per scenario ``(S,)``, MW^2 (after a solve)."""
+        cf, _ = line_incidence(self.bf.feeder)
+        P, Q, L = (np.asarray(e.value).reshape(-1, self.S) for e in (self.bf.P, self.bf.Q, self.bf.l))
+        vf = cf @ np.asarray(self.bf.v.value).reshape(-1, self.S)
+        return (L * vf - P ** 2 - Q ** 2).max(axis=0)
+
+    def relaxation_gap_relative(self) -> np.ndarray:
+        cf, _ = line_incidence(self.bf.feeder)
+        P, Q, L = (np.asarray(e.value).reshape(-1, self.S) for e in (self.bf.P, self.bf.Q, self.bf.l))
+        vf = cf @ np.asarray(self.bf.v.value).reshape(-1, self.S)
+        lv = L * vf
+        return ((lv - P ** 2 - Q ** 2) / np.maximum(np.maximum(lv, P ** 2 + Q ** 2), 1e-6)).max(axis=0)
+
+
+def build_area_rt(feeder: Feeder, res: ResourceSet, node_of: Mapping[str, str], S: int, x: cp.Expression,
+                  wind: cp.Expression | np.ndarray | None, *, voll: float) -> AreaRT:
+    """Build the real-time re-dispatch of one area for ``S`` scenarios.
+
+    ``x`` ``(n,)`` are the day-ahead quantities of ``res`` (a Parameter in the DSO's
+    subproblem, a Variable in an extensive form); ``wind`` ``(n_wind, S)`` the
+    available wind per scenario, rows in the order of ``res.wind_ids``. Powers in
+    MW (the feeders of the case have a 1 MVA base, so pu = MW).
+    """
+    if feeder.n_phases != 1:
+        raise ValueError(f"feeder {feeder.id}: the tso-dso area model is single-phase")
+    if abs(feeder.s_base_kva - 1000.0) > 1e-9:
+        raise ValueError(f"feeder {feeder.id}: expected a 1 MVA base (pu = MW), got {feeder.s_base_kva} kVA")
+    n = len(res)
+    nodes = [node_of[k] for k in res.ids]
+    head = feeder.node_index[feeder.head]
+    if any(feeder.node_index[nd] == head for nd in nodes):
+        raise ValueError(f"feeder {feeder.id}: a resource sits on the PCC terminal {feeder.head}")
+    place = node_map(feeder, nodes)  # (n_node, n)
+    M = place @ sp.diags(res.sign)  # injection map
+    xv = cp.Variable((n, S), name=f"xda_{feeder.id}")
+    up = cp.Variable((n, S), nonneg=True, name=f"up_{feeder.id}")
+    dn = cp.Variable((n, S), nonneg=True, name=f"dn_{feeder.id}")
+    q = cp.Variable((n, S), name=f"q_{feeder.id}")
+    fix = bcast(x, S) - xv == 0
+    y = xv + sp.diags(res.sign) @ (up - dn)
+    cons: list[cp.Constraint] = [fix]
+    # quantity limits: p_min <= y <= p_max; wind 0 <= y <= W
+    lo = np.where(res.is_wind, 0.0, res.p_min)
+    hi = np.where(res.is_wind, 0.0, res.p_max)
+    y_hi: cp.Expression = cp.Constant(hi[:, None] @ np.ones((1, S)))
+    w_idx = np.flatnonzero(res.is_wind)
+    if w_idx.size:
+        if wind is None:
+            raise ValueError(f"feeder {feeder.id}: wind availability is needed for {res.wind_ids}")
+        wsel = sp.csr_matrix((np.ones(w_idx.size), (w_idx, np.arange(w_idx.size))), shape=(n, w_idx.size))
+        y_hi = y_hi + wsel @ wind
+    y_max = y <= y_hi  # dual (>= 0): minus the sensitivity of the cost to the upper limit (wind: W)
+    cons += [y >= lo[:, None] @ np.ones((1, S)), y_max]
+    cons += [q >= res.q_min[:, None] @ np.ones((1, S)), q <= res.q_max[:, None] @ np.ones((1, S))]
+    # shedding: at nodes with demand, bounded by the demand there
+    dem_place = place @ sp.diags(res.is_dem.astype(float))
+    shed_nodes = np.flatnonzero(np.asarray(dem_place.sum(axis=1)).reshape(-1) > 0)
+    p_inj = M @ y
+    shed_p = shed_q = None
+    cost_shed = 0
+    if shed_nodes.size:
+        shed_p = cp.Variable((shed_nodes.size, S), nonneg=True, name=f"shed_p_{feeder.id}")
+        sel = sp.csr_matrix((np.ones(shed_nodes.size), (shed_nodes, np.arange(shed_nodes.size))),
+                            shape=(feeder.n_nodes, shed_nodes.size))
+        p_inj = p_inj + sel @ shed_p
+        cons.append(shed_p <= sel.T @ (dem_place @ y))
+        cost_shed = voll * cp.sum(shed_p, axis=0)
+    q_inj = M @ q
+    others = np.array([i for i in range(feeder.n_nodes) if i != head], dtype=int)
+    if others.size:
+        shed_q = cp.Variable((others.size, S), nonneg=True, name=f"shed_q_{feeder.id}")
+        selq = sp.csr_matrix((np.ones(others.size), (others, np.arange(others.size))),
+                             shape=(feeder.n_nodes, others.size))
+        q_inj = q_inj + selq @ shed_q
+        cost_shed = cost_shed + voll * cp.sum(shed_q, axis=0)
+    bf = branch_flow_socp(feeder, p_inj, q_inj, free_head=True)
+    # the head (PCC terminal) voltage is free within its limits (see the module docstring)
+    cons += [c for c in bf.constraints if not any(q is bf.v_head_sq for q in c.parameters())]
+    hn = feeder.node(feeder.head)
+    cons += [bf.v[head, :] >= hn.v_min ** 2, bf.v[head, :] <= hn.v_max ** 2]
+    cost = res.cost_up @ up + res.cost_down @ dn + cost_shed
+    return AreaRT(res, S, xv, fix, up, dn, y, q, shed_p, shed_q, bf, cost, cons, shed_nodes, y_max)
+
+
+@dataclass
+class AreaResult:
+    """What one DSO evaluation gives, per scenario (arrays of length S)."""
+
+    cost: np.ndarray  # D_e(x_e, p_s) including the slack penalty, at the evaluation points p
+    rt_cost: np.ndarray  # without the penalty
+    beta: np.ndarray  # d cost / d p  (PCC price, $/MWh)
+    g: np.ndarray  # (n, S) d cost / d x  ($/MWh)
+    p: np.ndarray  # the exchanges it was evaluated at (the requested ones unless shifted, see shifted)
+    p_head: np.ndarray  # the power that entered the feeder
+    slack: np.ndarray  # |p_head - p|
+    relaxation_gap: np.ndarray  # max over lines of l v - P^2 - Q^2 (MW^2)
+    relaxation_gap_rel: np.ndarray
+    v_min: np.ndarray  # lowest voltage (pu) per scenario
+    v_max: np.ndarray
+    losses: np.ndarray  # MW
+    shed: np.ndarray  # MW of active shedding
+    solve_time: float
+    wind: np.ndarray  # (n_wind, S) the availability it used
+    nu: np.ndarray  # (n_wind, S) d cost / d W
+    requested: np.ndarray | None = None  # the exchanges asked for
+    shifted: float = 0.0  # > 0: evaluated at requested - shifted * sign (a degenerate point could not be solved)
+    inaccurate: bool = False
+    dispatch: np.ndarray | None = None  # (n, S) real-time quantities
+    requested_value: np.ndarray | None = None  # the cost at the requested exchanges (see AreaDSO.evaluate)
+    wall: np.ndarray | None = None  # (S,) +1/-1: the request was at or beyond +/- the PCC rating, else 0
+    rating: float = math.inf
+    penalty: float = 0.0
+
+    @property
+    def value(self) -> np.ndarray:
+        """The cost at the requested exchanges (extrapolated along the cut where the point was moved)."""
+        if self.requested_value is not None:
+            return self.requested_value
+        if self.requested is None or self.shifted == 0.0:
+            return self.cost
+        return self.cost + self.beta * (self.requested - self.p)
+
+    def wall_cut(self, s: int, ids: Sequence[str], x: np.ndarray, pcc_id: str) -> tuple[dict[str, float], float]:
+        """The cut at the PCC rating on side ``wall[s]``: ``D(x, p) >= D(x, +/-R) + penalty (|p| - R)``.
+
+        Exact beyond the rating (the flow into the feeder never exceeds it, so the slack
+        takes the rest at the penalty) and valid everywhere (the penalised cost is
+        ``penalty``-Lipschitz in ``p``); ``D(x, +/-R)`` is bounded below by the cut at the
+        evaluated point.
+        """
+        side = float(self.wall[s])
+        coef = {pcc_id: side * self.penalty}
+        coef.update({k: float(self.g[i, s]) for i, k in enumerate(ids)})
+        const = float(self.cost[s] - self.g[:, s] @ x + self.beta[s] * (side * self.rating - self.p[s])
+                      - self.penalty * self.rating)
+        return coef, const
+
+    def cut(self, s: int, ids: Sequence[str], x: np.ndarray, pcc_id: str, *, source: int | None = None,
+            wind: np.ndarray | None = None) -> tuple[dict[str, float], float]:
+        """Coefficients (PCC id and resource ids) and constant of a cut for scenario ``s``.
+
+        ``source`` (default ``s``): the scenario whose solution gives the cut. A cut of
+        another scenario is moved to scenario ``s`` with the wind sensitivity,
+        ``+ nu . (W_s - W_source)``: the cost is jointly convex in the schedule, the
+        exchange and the available wind, so the moved cut is valid for ``s``.
+        """
+        j = s if source is None else source
+        coef = {pcc_id: float(self.beta[j])}
+        coef.update({k: float(self.g[i, j]) for i, k in enumerate(ids)})
+        const = float(self.cost[j] - self.beta[j] * self.p[j] - self.g[:, j] @ x)
+        if j != s and self.nu.size:
+            w_s = self.wind[:, s] if wind is None else wind
+            const += float(self.nu[:, j] @ (w_s - self.wind[:, j]))
+        return coef, const
+
+
+class AreaDSO(Agent):
+    """The real-time operator of one distribution area."""
+
+    role = "dso"
+
+    def __init__(self, agent_id: str, feeder: Feeder, locations: Mapping[str, str], pcc_id: str, *,
+                 voll: float = 10_000.0, penalty: float | None = None, solver: str = "CLARABEL",
+                 solver_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(agent_id)
+        self.feeder = feeder
+        self.locations = dict(locations)  # resource id -> feeder node
+        self.pcc_id = str(pcc_id)
+        self.voll = float(voll)
+        self.penalty = float(penalty) if penalty is not None else DEFAULT_PENALTY_FACTOR * self.voll
+        self.solver = solver
+        self.solver_options = dict(solver_options or {})
+        self.resources: dict[str, Resource] = {}
+        self.wind: dict[str, dict[str, np.ndarray]] = {}  # farm -> scenario set -> (S,)
+        self.schedule: dict[str, float] = {}
+        self.n_solves = 0
+        self.n_inaccurate = 0
+        self.n_shifted = 0
+        self.n_wall = 0
+        self.solve_time = 0.0
+
+    # ------------------------------------------------------------------ identity
+    def public_ids(self) -> frozenset[str]:
+        return frozenset({self.pcc_id})
+
+    def decision_ids(self) -> frozenset[str]:
+        return frozenset()
+
+    # ------------------------------------------------------------------ inputs
+    def set_offer(self, resource: Resource, wind: Mapping[str, np.ndarray] | None = None) -> None:
+        """A real-time offer of one of the area's resources (and its wind scenarios)."""
+        if resource.id not in self.locations:
+            raise KeyError(f"{self.id}: {resource.id} is not connected to feeder {self.feeder.id}")
+        self.resources[resource.id] = resource
+        if wind:
+            self.wind.setdefault(resource.id, {}).update({k: np.asarray(v, dtype=float) for k, v in wind.items()})
+        self._drop_cache()
+
+    def set_schedule(self, quantities: Mapping[str, float]) -> None:
+        for k, v in quantities.items():
+            if k not in self.locations:
+                raise KeyError(f"{self.id}: schedule for {k}, which is not in area {self.feeder.id}")
+            self.schedule[k] = float(np.asarray(v).reshape(-1)[0])
+
+    def _drop_cache(self) -> None:
+        for k in [k for k in self.__dict__ if k.startswith("_cache")]:
+            del self.__dict__[k]
+
+    @property
+    def resource_set(self) -> ResourceSet:
+        rs = getattr(self, "_cache_rs", None)
+        if rs is None:
+            order = [k for k in self.locations if k in self.resources]  # the case's order
+            rs = self._cache_rs = ResourceSet(self.resources[k] for k in order)
+        return rs
+
+    def rt_cost_lower_bound(self) -> float:
+        """A lower bound of the area's real-time cost for any schedule, exchange and scenario."""
+        return self.resource_set.rt_cost_lower_bound()
+
+    def x_vector(self) -> np.ndarray:
+        rs = self.resource_set
+        return rs.vector(self.schedule)
+
+    def wind_matrix(self, scenario_set: str) -> np.ndarray:
+        rs = self.resource_set
+        if not rs.wind_ids:
+            return np.zeros((0, 0))
+        try:
+            return np.vstack([self.wind[k][scenario_set] for k in rs.wind_ids])
+        except KeyError:
+            raise KeyError(f"{self.id}: no '{scenario_set}' wind scenarios for {rs.wind_ids}") from None
+
+    # ------------------------------------------------------------------ problem
+    def _problem(self, S: int) -> dict[str, Any]:
+        cache = self.__dict__.setdefault("_cache_problems", {})
+        if S in cache:
+            return cache[S]
+        rs = self.resource_set
+        x = cp.Parameter(len(rs), name=f"x_{self.id}")
+        n_w = len(rs.wind_ids)
+        wind = cp.Parameter((n_w, S), nonneg=True, name=f"wind_{self.id}") if n_w else None
+        model = build_area_rt(self.feeder, rs, self.locations, S, x, wind, voll=self.voll)
+        p = cp.Parameter(S, name=f"p_pcc_{self.id}")
+        s_plus = cp.Variable(S, nonneg=True)
+        s_minus = cp.Variable(S, nonneg=True)
+        pcc = p - model.p_head + s_plus - s_minus == 0  # dual = weight * d cost / d p
+        # the scenarios are separable: any positive weights give the same solutions; weighting each by
+        # the inverse of its cost's size gives every scenario the same relative accuracy (the solver's
+        # tolerances are relative to the whole objective, which one scenario's slack penalty can dominate)
+        w = cp.Parameter(S, nonneg=True, name=f"weights_{self.id}")
+        obj = w @ (model.cost + self.penalty * (s_plus + s_minus))
+        prob = cp.Problem(cp.Minimize(COST_SCALE * obj), model.constraints + [pcc])
+        cache[S] = dict(prob=prob, model=model, x=x, wind=wind, p=p, pcc=pcc, s_plus=s_plus, s_minus=s_minus, w=w)
+        return cache[S]
+
+    def evaluate(self, p: np.ndarray, scenario_set: str = "in_sample", *, iteration: int | None = None,
+                 keep_dispatch: bool = False) -> AreaResult:
+        """Solve the area's real-time problem for the exchanges ``p`` (one per scenario).
+
+        Exchanges at or beyond the PCC line's rating ``R`` are evaluated just inside it,
+        at ``+/-(1 - 1e-6) R``: at the rating itself the optimum is degenerate (the line
+        at its limit with no reactive flow) and interior-point solvers stop inaccurate
+        there, and beyond it the cost is known exactly, ``D(p) = D(R) + penalty (|p| - R)``
+        (the flow into the feeder never exceeds ``R``). The value at the requested
+        exchange is extrapolated along the cut (second-order error, ~1e-3 $) plus that
+        penalty, and :meth:`cuts` adds the exact "wall" cut (``AreaResult.wall_cut``).
+        If the conic solver still fails, the exchanges are moved towards 0 by a tiny
+        step (1e-6 of the rating, then x10, x100) and evaluated there; every such
+        event is counted in ``n_shifted``.
+        """
+        p = np.asarray(p, dtype=float).reshape(-1)
+        R = self.pcc_rating()
+        lim = (1.0 - 1e-6) * R
+        wall = np.where(p >= lim, 1.0, np.where(p <= -lim, -1.0, 0.0))
+        q0 = np.clip(p, -lim, lim)
+        step = 1e-6 * max(R, 1.0)
+        last: SolveError | None = None
+        for shift in (0.0, step, 10 * step, 100 * step):
+            q = q0 - shift * np.sign(q0)
+            try:
+                res = self._evaluate(q, scenario_set, iteration, keep_dispatch)
+            except SolveError as exc:
+                last = exc
+                continue
+            if shift:
+                self.n_shifted += 1
+            self.n_wall += int(np.count_nonzero(wall))
+            res.requested, res.shifted, res.wall, res.rating, res.penalty = p, shift, wall, R, self.penalty
+            inside = np.clip(p, -R, R)
+            res.requested_value = res.cost + res.beta * (inside - q) + self.penalty * np.maximum(np.abs(p) - R, 0.0)
+            return res
+        assert last is not None
+        raise last
+
+    def _evaluate(self, p: np.ndarray, scenario_set: str, iteration: int | None,
+                  keep_dispatch: bool) -> AreaResult:
+        S = p.size
+        pr = self._problem(S)
+        rs = self.resource_set
+        pr["x"].value = self.x_vector()
+        if pr["wind"] is not None:
+            w = self.wind_matrix(scenario_set)
+            if w.shape[1] != S:
+                raise ValueError(f"{self.id}: {S} exchanges but {w.shape[1]} '{scenario_set}' wind scenarios")
+            pr["wind"].value = np.maximum(w, 0.0)
+        pr["p"].value = p
+        last = self.__dict__.setdefault("_scale", {}).get((scenario_set, S))
+        w = np.ones(S) if last is None else 1e3 / np.maximum(1e3, np.abs(last))
+        t0 = time.perf_counter()
+        prob: cp.Problem = pr["prob"]
+        m: AreaRT = pr["model"]
+        for _ in range(2):  # a second pass if the weights were far from the costs' sizes
+            pr["w"].value = w
+            accurate = solve_conic(prob, self.id, "area real-time SOCP", iteration, solver=self.solver,
+                                   options=self.solver_options)
+            self.n_solves += 1
+            sp_, sm = np.asarray(pr["s_plus"].value), np.asarray(pr["s_minus"].value)
+            rt_cost = np.asarray(m.cost.value, dtype=float).reshape(-1)
+            cost = rt_cost + self.penalty * (sp_ + sm)
+            w_new = 1e3 / np.maximum(1e3, np.abs(cost))
+            if np.all(np.maximum(w_new / w, w / w_new) <= 10.0):
+                break
+            w = w_new
+        if not accurate:
+            self.n_inaccurate += 1
+        dt = time.perf_counter() - t0
+        self.solve_time += dt
+        scale = COST_SCALE * w
+        beta = np.asarray(pr["pcc"].dual_value, dtype=float).reshape(-1) / scale
+        g = np.asarray(m.fix.dual_value, dtype=float).reshape(len(rs), S) / scale
+        v = np.sqrt(np.maximum(np.asarray(m.bf.v.value).reshape(-1, S), 0.0))
+        losses = np.asarray(m.bf.losses().value).reshape(-1)
+        shed = (np.asarray(m.shed_p.value).sum(axis=0) if m.shed_p is not None else np.zeros(S))
+        w_idx = np.flatnonzero(rs.is_wind)
+        if w_idx.size:
+            wind_used = np.asarray(pr["wind"].value, dtype=float)
+            nu = -np.asarray(m.y_max.dual_value, dtype=float).reshape(len(rs), S)[w_idx] / scale
+        else:
+            wind_used = nu = np.zeros((0, S))
+        self._scale[(scenario_set, S)] = cost.copy()
+        return AreaResult(cost=cost, rt_cost=rt_cost, beta=beta, g=g, p=p,
+                          p_head=np.asarray(m.p_head.value).reshape(-1), slack=sp_ + sm,
+                          relaxation_gap=m.relaxation_gap(), relaxation_gap_rel=m.relaxation_gap_relative(),
+                          v_min=v.min(axis=0), v_max=v.max(axis=0), losses=losses, shed=shed, solve_time=dt,
+                          wind=wind_used, nu=nu, inaccurate=not accurate,
+                          dispatch=np.asarray(m.y.value).reshape(len(rs), S) if keep_dispatch else None)
+
+    def pcc_rating(self) -> float:
+        """The rating (MW) of the PCC line (the feeder's line out of its head)."""
+        r = [ln.s_max for ln in self.feeder.lines if ln.from_node == self.feeder.head]
+        r = [v for v in r if math.isfinite(v)]
+        return float(min(r)) if r else 1000.0
+
+    def warmup_exchanges(self, n: int = 5) -> np.ndarray:
+        """Exchanges at which the DSO evaluates itself on its first call (its own choice of points)."""
+        R = self.pcc_rating()
+        return np.linspace(-0.9 * R, 0.9 * R, n)
+
+    def cuts(self, result: AreaResult, *, neighbours: int = 0) -> list[tuple[int, dict[str, float], float, float]]:
+        """Optimality cuts ``(scenario, coefficients, constant, value)``; ``value`` is the scenario's cost.
+
+        Per scenario: the cut of its own solution, plus (``neighbours`` > 0) the cuts of
+        the scenarios whose exchanges are nearest below and above its own in this
+        evaluation, moved to it (see :meth:`AreaResult.cut`); every one is valid.
+        """
+        rs = self.resource_set
+        x = self.x_vector()
+        S = result.cost.size
+        order = np.argsort(result.p, kind="stable")
+        pos = np.empty(S, dtype=int)
+        pos[order] = np.arange(S)
+        value = result.value
+        out = []
+        for s in range(S):
+            sources = [s]
+            for d in range(1, neighbours + 1):
+                for q in (pos[s] - d, pos[s] + d):
+                    if 0 <= q < S and abs(result.p[order[q]] - result.p[s]) > 1e-9:
+                        sources.append(int(order[q]))
+            for j in dict.fromkeys(sources):
+                coef, const = result.cut(s, rs.ids, x, self.pcc_id, source=j)
+                out.append((s, coef, const, float(value[s])))
+            if result.wall is not None and result.wall[s] != 0:
+                coef, const = result.wall_cut(s, rs.ids, x, self.pcc_id)
+                out.append((s, coef, const, float(value[s])))
+        return out

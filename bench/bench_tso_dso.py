@@ -1,0 +1,139 @@
+"""Benchmark of the tso-dso protocol (run by hand).
+
+    python3 bench/bench_tso_dso.py pcc   [--factor 0.6] [--scenarios 20] [--runtimes local,ray] [--cpus 2]
+    python3 bench/bench_tso_dso.py sweep [--levels 20] [--scenarios 20] [--oos 300] [--workers 2]
+                                         [--runtime local|ray] [--out DIR]
+
+``pcc``: the pcc scheme at one wind level with 20 in-sample scenarios, on the
+LocalRuntime and on a RayRuntime with ``--cpus`` CPUs; reports Benders iterations
+(target <= 40), wall time (target <= 60 s; runtime start-up reported separately),
+solver time of the masters, of the TSO's real-time LPs and of the DSOs' SOCPs, the
+number of TSO<->DSO rounds, and the accuracy of the decomposed real-time costs
+against the joint SOCP on the first 5 scenarios.
+
+``sweep``: the full sweep (``--levels`` wind levels x pcc, cm, fc x ``--oos``
+out-of-sample scenarios) through ``scenarios.tso_dso.run_sweep``, with
+``--workers`` levels at a time; reports the wall time (target <= 30 min on 2
+cores) and the per-level times.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from coordinator.boundary import Boundary  # noqa: E402
+from coordinator.protocols.tso_dso import TSODSOConfig, TSODSOProtocol, joint_rt, market_from_case  # noqa: E402
+from coordinator.runtime import LocalRuntime, RayRuntime  # noqa: E402
+from scenarios.registry import load_case  # noqa: E402
+from scenarios.wind import WindModel  # noqa: E402
+
+
+def bench_pcc(args: argparse.Namespace) -> None:
+    case = load_case("tso24_dso5")
+    ws = WindModel.from_case(case).scenarios(args.factor, args.scenarios, 0, seed=args.seed)
+    cfg = TSODSOConfig(schemes=("pcc",), oos=False)
+    print(f"pcc at wind factor {args.factor} ({ws.penetration('in_sample'):.3f} penetration), "
+          f"{args.scenarios} scenarios, seed {args.seed}")
+    rows = []
+    for kind in args.runtimes.split(","):
+        t0 = time.perf_counter()
+        if kind == "ray":
+            rt = RayRuntime(Boundary(), num_cpus=args.cpus)
+        else:
+            rt = LocalRuntime(Boundary())
+        t_start = time.perf_counter() - t0
+        try:
+            t1 = time.perf_counter()
+            proto = TSODSOProtocol(rt, case, ws, cfg)
+            proto.open()
+            t_open = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            res = proto.run_scheme("pcc")
+            t_pcc = time.perf_counter() - t2
+            dso = rt.call_many([(d, "report") for d in proto.roles.dsos])
+            tso = rt.call(proto.roles.tso, "report")
+        finally:
+            rt.shutdown()
+        it = res.iterations
+        rows.append({
+            "runtime": kind, "iterations": res.n_iterations, "gap": res.gap, "converged": res.converged,
+            "benders_s": res.time_s, "with_final_eval_s": t_pcc, "setup_s": t_open, "runtime_start_s": t_start,
+            "master_s": float(it["master_time_s"].sum()), "rt_lp_s": tso["lp_time"], "rt_lps": tso["lp_solves"],
+            "dso_socp_s": sum(r["solve_time"] for r in dso), "dso_socps": sum(r["n_solves"] for r in dso),
+            "rounds": int(it["inner_rounds"].sum()), "messages": len(rt.boundary.records),
+            "welfare": float(res.in_sample.welfare.mean()), "objective": res.upper,
+        })
+        j = joint_rt(case, market_from_case(case, ws), res.x, ws.in_sample[:, :5], ws.farm_ids)
+        rel = np.abs(res.in_sample.rt_cost[:5] - j["cost"]) / np.maximum(1, np.abs(j["cost"]))
+        rows[-1]["joint_rel_diff"] = float(rel.max())
+    for r in rows:
+        print(f"\n[{r['runtime']}] iterations {r['iterations']} (target <= 40), gap {r['gap']:.2e}, "
+              f"converged {r['converged']}")
+        print(f"  Benders wall time {r['benders_s']:.1f} s (target <= 60 s); + final in-sample evaluation "
+              f"{r['with_final_eval_s'] - r['benders_s']:.1f} s; set-up (offers) {r['setup_s']:.1f} s; "
+              f"runtime start {r['runtime_start_s']:.1f} s")
+        print(f"  solver time: masters {r['master_s']:.1f} s, TSO real-time LPs {r['rt_lp_s']:.1f} s "
+              f"({r['rt_lps']}), DSO SOCPs {r['dso_socp_s']:.1f} s ({r['dso_socps']} batch solves, "
+              f"summed over DSOs)")
+        print(f"  TSO<->DSO rounds {r['rounds']}, messages {r['messages']}, expected welfare {r['welfare']:.2f} $, "
+              f"decomposed vs joint SOCP (5 scenarios) {r['joint_rel_diff']:.1e}")
+
+
+def bench_sweep(args: argparse.Namespace) -> None:
+    from scenarios.tso_dso import run_sweep
+
+    out = args.out or tempfile.mkdtemp(prefix="bench-tso-dso-sweep-")
+    ns = argparse.Namespace(case="tso24_dso5", scenarios=args.scenarios, oos=args.oos, schemes="pcc,cm,fc",
+                            runtime=args.runtime, ray_address=None, gap=1e-3, max_iterations=100, share_cuts=False,
+                            levels=args.levels, workers=args.workers, resume=args.resume, out=Path(out),
+                            seed=args.seed)
+    t0 = time.perf_counter()
+    status = run_sweep(ns)
+    wall = time.perf_counter() - t0
+    import pandas as pd
+
+    w = pd.read_parquet(Path(out) / "welfare.parquet")
+    per_level = w.groupby("level")["wall_s"].first()
+    print(f"\nsweep: {args.levels} levels x 3 schemes x {args.oos} out-of-sample scenarios on {args.workers} "
+          f"worker(s), {args.runtime} runtime: wall time {wall:.0f} s = {wall / 60:.1f} min (target <= 30 min); "
+          f"status {status}")
+    print(f"  per level: mean {per_level.mean():.0f} s, max {per_level.max():.0f} s; iterations: "
+          + ", ".join(f"{s} {g['iterations'].mean():.1f} (max {g['iterations'].max()})"
+                      for s, g in w.groupby("scheme")))
+    print(f"  run folder: {out}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    a = sub.add_parser("pcc")
+    a.add_argument("--factor", type=float, default=0.6)
+    a.add_argument("--scenarios", type=int, default=20)
+    a.add_argument("--runtimes", default="local,ray")
+    a.add_argument("--cpus", type=int, default=2)
+    a.add_argument("--seed", type=int, default=0)
+    b = sub.add_parser("sweep")
+    b.add_argument("--levels", type=int, default=20)
+    b.add_argument("--scenarios", type=int, default=20)
+    b.add_argument("--oos", type=int, default=300)
+    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--runtime", choices=("local", "ray"), default="local")
+    b.add_argument("--out", default=None)
+    b.add_argument("--resume", action="store_true")
+    b.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    (bench_pcc if args.what == "pcc" else bench_sweep)(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""tso-dso on the RayRuntime: the same numbers as on the LocalRuntime; DSOs in their own processes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coordinator.boundary import Boundary
+from coordinator.protocols.tso_dso import TSODSOConfig, TSODSOProtocol
+from coordinator.runtime import LocalRuntime, RayRuntime
+from scenarios.registry import load_case
+from scenarios.wind import WindModel
+
+pytestmark = pytest.mark.ray
+
+
+def _run(runtime, case, ws):
+    proto = TSODSOProtocol(runtime, case, ws, TSODSOConfig(schemes=("cm", "fc"), max_iterations=20))
+    try:
+        res = proto.run()
+        pids = {d: runtime.pid(d) for d in proto.roles.dsos} if isinstance(runtime, RayRuntime) else {}
+    finally:
+        runtime.shutdown()
+    return res, pids, len(runtime.boundary.records)
+
+
+def test_ray_and_local_give_the_same_numbers(ray_session):
+    case = load_case("tso24_dso5")
+    ws = WindModel.from_case(case).scenarios(0.7, 3, 5, seed=4)
+    local, _, n_local = _run(LocalRuntime(Boundary()), case, ws)
+    ray, pids, n_ray = _run(RayRuntime(Boundary()), case, ws)
+    assert n_local == n_ray  # the same messages
+    assert len(set(pids.values())) == len(pids)  # one process per DSO
+    for s in ("cm", "fc"):
+        a, b = local[s], ray[s]
+        assert a.n_iterations == b.n_iterations
+        np.testing.assert_allclose(a.x, b.x, rtol=1e-9, atol=1e-7)
+        assert a.lower == pytest.approx(b.lower, rel=1e-10) and a.upper == pytest.approx(b.upper, rel=1e-10)
+        np.testing.assert_allclose(a.out_of_sample.rt_cost, b.out_of_sample.rt_cost, rtol=1e-9)
