@@ -359,6 +359,19 @@ def _level_file(folder: Path, i: int) -> Path:
     return folder / "levels" / f"level_{i:02d}.parquet"
 
 
+def _gzip(path: Path) -> Path:
+    import gzip
+    import shutil
+
+    out = path.with_name(path.name + ".gz")
+    tmp = out.with_name("." + out.name + ".tmp")
+    with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(tmp, out)
+    path.unlink()
+    return out
+
+
 def sweep_level(case_name: str, index: int, factor: float, n_in: int, n_oos: int, seed: int, config: Any,
                 runtime_kind: str, address: str | None, out: str) -> dict[str, Any]:
     """One level of the sweep (runs in a worker process or thread); writes its files, returns a summary."""
@@ -370,8 +383,9 @@ def sweep_level(case_name: str, index: int, factor: float, n_in: int, n_oos: int
     (folder.path / "levels").mkdir(exist_ok=True)
     (folder.path / "audit").mkdir(exist_ok=True)
     audit = folder.path / "audit" / f"level_{index:02d}.jsonl"
-    if audit.exists():
-        audit.unlink()  # a level that did not finish before: start its log again
+    for old in (audit, audit.with_name(audit.name + ".gz")):
+        if old.exists():
+            old.unlink()  # a level that did not finish before: start its log again
     boundary = Boundary(audit)
     t0 = time.perf_counter()
     runtime = make_runtime(runtime_kind, boundary, address)
@@ -380,6 +394,7 @@ def sweep_level(case_name: str, index: int, factor: float, n_in: int, n_oos: int
     finally:
         runtime.shutdown()
         boundary.close()
+    _gzip(audit)  # ~30 MB of JSON lines per level: kept compressed (audit/level_XX.jsonl.gz)
     tabs = level_tables(level, wind, index)
     for name, df in tabs.items():
         if name != "welfare" and len(df):

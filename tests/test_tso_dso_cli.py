@@ -49,6 +49,11 @@ def test_sweep_resume(tmp_path):
     files = sorted((out / "levels").glob("level_??.parquet"))
     assert [f.name for f in files] == ["level_00.parquet", "level_01.parquet"]
     assert (out / "welfare_vs_penetration.png").exists() and (out / "congestion_vs_penetration.png").exists()
+    import gzip
+
+    with gzip.open(out / "audit" / "level_01.jsonl.gz", "rt") as fh:
+        first = json.loads(fh.readline())
+    assert first["type"] == "Status" and first["sender"] == "coordinator"
     before = (out / "levels" / "level_00.parquet").stat().st_mtime_ns
     (out / "levels" / "level_01.parquet").unlink()
     p = _run(*args, "--resume", cwd=tmp_path)
