@@ -26,12 +26,12 @@ transmission-connected resources, the DSO of the area otherwise).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from network.model import TRANSMISSION, Case
+from network.model import Case
 
 from .base import Agent
 

@@ -36,6 +36,11 @@ each pair with one binary and big-M constants derived from the data:
   of them 0);
 - the primal slacks are bounded by ``P max_i - p_min_i``.
 
+The big-M formulation is tightened by valid inequalities (``Master._price_levels``):
+a one-hot choice of the price level among the distinct offer/bid prices, which fixes
+the side of every resource not at the money. They cut off no equilibrium quantities
+and cut the master's solve time by about 3 on the case (``strengthen=False`` drops them).
+
 Objective ``-SW_DA + sum_s phi_s alpha_s`` with one ``alpha_s`` per scenario, ``alpha_s
 >= alpha_min`` (a data-derived lower bound of the real-time cost) and the multi-cuts
 ``alpha_s >= C_s^k + mu_s^k . (x - x^k)``. Ties between equilibria are broken by
@@ -58,7 +63,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import cvxpy as cp

@@ -19,7 +19,6 @@ cores) and the per-level times.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time

@@ -48,7 +48,6 @@ from agents.base import Agent, SolveError
 from agents.participants_rt import DEM, GEN, RT_LIMITS_LEN, RT_PRICE_LEN, WIND, Resource, RTParticipant
 from agents.tso import TSO, Master, MasterResult, RTMasterResult
 
-from .boundary import COORDINATOR
 from .messages import Bid, Caps, Exchange, Message, Offer, OptimalityCut, Schedule, Status
 
 __all__ = ["ParticipantHost", "AreaDSOHost", "TSOHost", "InnerSettings"]

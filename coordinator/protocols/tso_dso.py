@@ -34,20 +34,41 @@ each scheme's day-ahead decision fixed (``Status evaluate:<scheme>:<set>``).
 Benchmarks (analyst tools, they see everything): :func:`joint_rt` (the real-time
 problem of each scenario as one SOCP), :func:`extensive_form` (fc: one SOCP; pcc/cm:
 one mixed-integer SOCP, solved with SCIP), :func:`equilibrium_check`.
+
+Decisions (see also ``docs/tso_dso_reference.md``)
+--------------------------------------------------
+- Stopping rule: ``(best upper - master bound) / max(1, |best upper|) <= 1e-3`` (the
+  master bound of a MILP is HiGHS's dual bound, not its incumbent), at most 100
+  iterations; the gap on the current iterate (the paper's) is logged too.
+- Inexact inner loop: within Benders the TSO <-> DSO loop of an iteration may stop
+  once ``sum_s phi_s (U_s - L_s)`` is below a tenth of the current outer gap; the
+  master's cut uses the lower value ``L_s`` (always valid), the upper bound the upper
+  value ``U_s``. Final figures come from an evaluation to 1e-6 per scenario (1e-5
+  out of sample).
+- fc's master is stabilised by a level-bundle step (Euclidean projection, level
+  ``lower + 0.5 (upper - lower)``); pcc and cm take plain Kelley steps (a level step
+  in the L1 norm did not pay off for the MILP).
+- DSO cuts are kept by the TSO for the whole run (they are valid for every day-ahead
+  schedule); stale ones are pruned from the LP. Each DSO evaluates 5 exchanges of its
+  own choice on its first call for a scenario set.
+- Feeder head (PCC terminal): voltage free within the bus's limits, reactive exchange
+  free (the DC transmission model has none), as in the seed's appendix (A.1).
+- Day-ahead shedding is left out of the market (dominated: demands bid below VOLL
+  with ``p_min = 0``).
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import cvxpy as cp
 import numpy as np
 import pandas as pd
 
 from agents.area_dso import DEFAULT_PENALTY_FACTOR, AreaDSO, build_area_rt, solve_conic
-from agents.participants_rt import (DEM, GEN, WIND, Resource, ResourceSet, RTDERManager, RTLoadAggregator,
+from agents.participants_rt import (DEM, GEN, WIND, ResourceSet, RTDERManager, RTLoadAggregator,
                                     locations_from_case, resources_from_case)
 from agents.tso import (TSO, DAMarket, Master, build_transmission_rt, clear_da_market, equilibrium_price_interval)
 from network.model import TRANSMISSION, Case
