@@ -48,6 +48,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from .dc import _as_2d
 from .model import Feeder
 
 __all__ = ["BranchFlow", "RelaxationGap", "branch_flow_socp", "relaxation_gap", "pu_per_unit",
@@ -60,11 +61,7 @@ def pu_per_unit(feeder: Feeder, power_unit: str) -> float:
     For a single-phase (equivalent) feeder this applies to the three-phase totals
     of the case; for a three-phase feeder to per-phase powers.
     """
-    if power_unit == "kW":
-        return 1.0 / feeder.s_base_kva
-    if power_unit == "MW":
-        return 1000.0 / feeder.s_base_kva
-    raise ValueError(f"power_unit must be 'MW' or 'kW', got {power_unit!r}")
+    return feeder.pu_per(power_unit)
 
 
 def line_incidence(feeder: Feeder) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -91,13 +88,6 @@ def node_map(feeder: Feeder, nodes: Sequence[str]) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(idx)), (idx, np.arange(len(idx)))), shape=(feeder.n_nodes, len(idx)))
 
 
-def _as_2d(expr: cp.Expression | np.ndarray, n: int, what: str) -> cp.Expression:
-    e = expr if isinstance(expr, cp.Expression) else cp.Constant(np.asarray(expr, dtype=float))
-    if e.ndim == 1:
-        e = cp.reshape(e, (e.shape[0], 1), order="F")
-    if e.ndim != 2 or e.shape[0] != n:
-        raise ValueError(f"{what} must have shape ({n}, S), got {e.shape}")
-    return e
 
 
 def _column(param: cp.Parameter, s: int) -> cp.Expression:

@@ -85,7 +85,6 @@ FAMILIES = ("voltage_min", "voltage_max", "line_p_max", "line_p_min", "line_q_ma
 #: Above this many node-phases, :meth:`LinDist3Flow.constraints` uses the sparse form.
 DENSE_LIMIT = 600
 
-_UNIT_KW = {"kW": 1.0, "MW": 1000.0}
 
 #: Two lines' drop matrices count as proportional when their normalised (MP, MQ)
 #: differ by at most this much (case data carry about 8 significant digits).
@@ -108,9 +107,7 @@ def coupling_matrices(r: np.ndarray, x: np.ndarray, phases: str, frame: str = PH
 
 def unit_to_pu(feeder: Feeder, power_unit: str = "kW") -> float:
     """pu per unit of power (kW or MW) on one phase: ``1 / s_base`` in that unit."""
-    if power_unit not in _UNIT_KW:
-        raise ValueError(f"power_unit must be 'kW' or 'MW', got {power_unit!r}")
-    return _UNIT_KW[power_unit] / feeder.s_base_kva
+    return feeder.pu_per(power_unit)
 
 
 # --------------------------------------------------------------------------- results

@@ -482,6 +482,15 @@ class Feeder:
     def n_lines(self) -> int:
         return len(self.lines)
 
+    def pu_per(self, power_unit: str) -> float:
+        """Per-unit value of one ``power_unit`` (``"kW"`` or ``"MW"``) on this feeder's base
+        (per phase for a three-phase feeder, three-phase total for a single-phase equivalent)."""
+        if power_unit == "kW":
+            return 1.0 / self.s_base_kva
+        if power_unit == "MW":
+            return 1000.0 / self.s_base_kva
+        raise ValueError(f"power_unit must be 'MW' or 'kW', got {power_unit!r}")
+
     @property
     def z_base_ohm(self) -> float:
         """Z_base = V_base^2 / S_base with V in kV (phase-neutral) and S in MVA per phase."""
