@@ -37,7 +37,6 @@ day-ahead decision on a set), ``final:<scheme>`` (TSO: final schedules and caps)
 from __future__ import annotations
 
 import math
-import pickle
 import time
 from typing import Any, Mapping
 
@@ -48,49 +47,17 @@ from agents.base import Agent, SolveError
 from agents.participants_rt import DEM, GEN, RT_LIMITS_LEN, RT_PRICE_LEN, WIND, Resource, RTParticipant
 from agents.tso import TSO, Master, MasterResult, RTMasterResult
 
+from .hosts import Host
 from .messages import Bid, Caps, Exchange, Message, Offer, OptimalityCut, Schedule, Status
 
 __all__ = ["ParticipantHost", "AreaDSOHost", "TSOHost", "InnerSettings"]
 
 
-class _Host:
-    """Base host: the contract of coordinator/runtime.py."""
+class _Host(Host):
+    """Base host of the tso-dso agents (the shared :class:`coordinator.hosts.Host`, no peers table)."""
 
     def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        self.round = 0
-
-    @property
-    def id(self) -> str:
-        return self.agent.id
-
-    @property
-    def role(self) -> str:
-        return self.agent.role
-
-    def public_ids(self) -> frozenset[str]:
-        return self.agent.public_ids()
-
-    def decision_ids(self) -> frozenset[str]:
-        return self.agent.decision_ids()
-
-    def handle(self, messages: list[Message]) -> list[Message]:
-        if messages:
-            self.round = max(m.round for m in messages)
-        return self._handle(messages)
-
-    def _handle(self, messages: list[Message]) -> list[Message]:
-        raise NotImplementedError
-
-    def report(self) -> dict[str, Any]:
-        return {}
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self)
-
-    @staticmethod
-    def restore(blob: bytes) -> "_Host":
-        return pickle.loads(blob)
+        super().__init__(agent)
 
 
 def _note(m: Status) -> tuple[str, list[str]]:

@@ -41,7 +41,7 @@ from network.model import Case
 from ..benders import IterationLog, StoppingRule
 from ..boundary import COORDINATOR
 from ..hosts import DERManagerHost, DSOHost, LoadAggregatorHost, MainGridHost
-from ..messages import Accept, FeasibilityCut, Injections, Offer, Status
+from ..messages import FeasibilityCut, Injections, Offer, Status
 from ..runtime import Runtime
 
 
