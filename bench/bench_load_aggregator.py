@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agents.load_aggregator import LoadAggregator  # noqa: E402
+from agents.tes.load_aggregator import LoadAggregator  # noqa: E402
 from scenarios.registry import load_case  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def bench_exact(case, offers, pricing: str, repeat: int) -> None:
 
 def bench_benders(case, offers, pricing: str, transformer_kw: float | None) -> None:
     try:
-        from coordinator.protocols.tes import TESConfig, make_agents, network_constraints, prepare_case
+        from coordinator.tes.protocol import TESConfig, make_agents, network_constraints, prepare_case
     except ImportError as e:  # pragma: no cover - the protocol is developed in parallel
         print(f"  benders    skipped ({e})")
         return

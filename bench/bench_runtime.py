@@ -24,7 +24,7 @@ if __name__ == "__main__":
 
     raise SystemExit(bench_runtime.main())
 
-from coordinator.boundary import COORDINATOR, Boundary  # noqa: E402
+from coordinator.boundary import COORDINATOR, Boundary, Policy  # noqa: E402
 from coordinator.messages import Injections, Status  # noqa: E402
 from coordinator.runtime import LocalRuntime, RayRuntime, Runtime, init_ray  # noqa: E402
 
@@ -77,7 +77,8 @@ def _runtime(kind: str, boundary: Boundary, args) -> Runtime:
 
 
 def bench_rounds(kind: str, n_hosts: int, rounds: int, args, work_s: float = 0.0, data_mb: float = 0.0) -> dict:
-    b = Boundary()
+    b = Boundary(policy=Policy("bench", {("load_aggregator", "dso"): frozenset({Injections})},
+                                coordinator_types=frozenset({Status})))
     b.register("dso", "dso")
     rt = _runtime(kind, b, args)
     ids = [f"h{i}" for i in range(n_hosts)]

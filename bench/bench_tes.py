@@ -14,7 +14,7 @@ import statistics
 import time
 
 from coordinator.boundary import Boundary
-from coordinator.protocols.tes import TESConfig, TESProtocol
+from coordinator.tes.protocol import TESConfig, TESProtocol
 from coordinator.runtime import LocalRuntime, RayRuntime
 from scenarios.registry import load_case
 

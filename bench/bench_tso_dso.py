@@ -31,10 +31,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from coordinator.boundary import Boundary  # noqa: E402
-from coordinator.protocols.tso_dso import TSODSOConfig, TSODSOProtocol, joint_rt, market_from_case  # noqa: E402
+from coordinator.tso_dso.protocol import TSODSOConfig, TSODSOProtocol, joint_rt, market_from_case  # noqa: E402
 from coordinator.runtime import LocalRuntime, RayRuntime  # noqa: E402
 from scenarios.registry import load_case  # noqa: E402
-from scenarios.wind import WindModel  # noqa: E402
+from scenarios.tso_dso.wind import WindModel  # noqa: E402
 
 
 def bench_pcc(args: argparse.Namespace) -> None:
@@ -89,7 +89,7 @@ def bench_pcc(args: argparse.Namespace) -> None:
 
 
 def bench_sweep(args: argparse.Namespace) -> None:
-    from scenarios.tso_dso import run_sweep
+    from scenarios.tso_dso.cli import run_sweep
 
     out = args.out or tempfile.mkdtemp(prefix="bench-tso-dso-sweep-")
     ns = argparse.Namespace(case="tso24_dso5", scenarios=args.scenarios, oos=args.oos, schemes="pcc,cm,fc",

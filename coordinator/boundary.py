@@ -4,8 +4,8 @@ Every message goes through :meth:`Boundary.route`, which
 
 1. checks that sender and receiver are registered and that the sender is who
    the runtime says produced the message;
-2. checks ``(sender role, receiver role, message type)`` against the policy
-   table :data:`POLICY`;
+2. checks ``(sender role, receiver role, message type)`` against the
+   protocol's :class:`Policy`;
 3. checks that every payload key is a *public* identifier (a unit, meter or
    customer id that some agent registered as public), and that the keys of a cut
    are decision ids of its receiver;
@@ -23,36 +23,61 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .messages import (Accept, Bid, Caps, Exchange, FeasibilityCut, Message, Offer, OptimalityCut, PriceSignal,
-                       Schedule, Injections, Status)
+from .messages import FeasibilityCut, Message, OptimalityCut
 
 COORDINATOR = "coordinator"
 
-#: (sender role, receiver role) -> message types allowed.
-POLICY: dict[tuple[str, str], frozenset[type[Message]]] = {
-    # --- tes: personalized-preserving Benders on a distribution feeder
-    ("main_grid", "der_manager"): frozenset({PriceSignal}),
-    ("main_grid", "load_aggregator"): frozenset({Offer, PriceSignal}),
-    ("der_manager", "load_aggregator"): frozenset({Offer}),
-    ("load_aggregator", "der_manager"): frozenset({Schedule}),
-    ("load_aggregator", "main_grid"): frozenset({Schedule}),
-    ("load_aggregator", "dso"): frozenset({Injections}),
-    ("dso", "load_aggregator"): frozenset({FeasibilityCut, Accept}),
-    # --- tso-dso: day-ahead market, caps and real-time re-dispatch
-    ("der_manager", "tso"): frozenset({Offer}),
-    ("load_aggregator", "tso"): frozenset({Bid}),
-    ("tso", "der_manager"): frozenset({Schedule, Caps, PriceSignal}),
-    ("tso", "load_aggregator"): frozenset({Schedule, Caps, PriceSignal}),
-    ("der_manager", "dso"): frozenset({Offer}),
-    ("load_aggregator", "dso"): frozenset({Bid, Injections}),
-    ("dso", "der_manager"): frozenset({Schedule}),
-    ("dso", "load_aggregator"): frozenset({FeasibilityCut, Accept, Schedule}),
-    ("tso", "dso"): frozenset({Exchange, Schedule, Caps}),
-    ("dso", "tso"): frozenset({OptimalityCut, Exchange}),
-}
-# the coordinator may broadcast convergence status to anybody
-for _role in ("main_grid", "der_manager", "load_aggregator", "dso", "tso"):
-    POLICY[(COORDINATOR, _role)] = frozenset({Status})
+Rules = Mapping[tuple[str, str], frozenset[type[Message]]]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may send which message types to whom: ``(sender role, receiver role) -> types``.
+
+    Each protocol declares its own (``coordinator/<protocol>/policy.py``) with roles named
+    within the protocol (``tes.operator``, ``tso_dso.dso``, ...). The coordinator may send
+    the ``coordinator_types`` to every role of the policy. A coordinator that runs two
+    protocols composes their policies explicitly with :meth:`compose`.
+    """
+
+    name: str
+    rules: Rules
+    coordinator_types: frozenset[type[Message]] = frozenset()
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(r for pair in self.rules for r in pair)
+
+    def allowed(self, sender_role: str, receiver_role: str) -> frozenset[type[Message]]:
+        if sender_role == COORDINATOR and receiver_role in self.roles:
+            return self.coordinator_types
+        return self.rules.get((sender_role, receiver_role), frozenset())
+
+    def compose(self, other: "Policy", name: str | None = None) -> "Policy":
+        """The union of two policies (explicit: the roles of both stay apart by their names)."""
+        rules = {k: frozenset(v) for k, v in self.rules.items()}
+        for k, v in other.rules.items():
+            rules[k] = rules.get(k, frozenset()) | frozenset(v)
+        composed = _ComposedPolicy(name or f"{self.name}+{other.name}", rules, frozenset())
+        object.__setattr__(composed, "parts", (self, other))
+        return composed
+
+
+@dataclass(frozen=True)
+class _ComposedPolicy(Policy):
+    """Two policies together; the coordinator may send each part's types to that part's roles."""
+
+    def allowed(self, sender_role: str, receiver_role: str) -> frozenset[type[Message]]:
+        if sender_role == COORDINATOR:
+            out: frozenset[type[Message]] = frozenset()
+            for part in getattr(self, "parts", ()):
+                out |= part.allowed(sender_role, receiver_role)
+            return out
+        return self.rules.get((sender_role, receiver_role), frozenset())
+
+
+#: the policy of a boundary that no protocol has claimed yet: nothing is allowed
+EMPTY_POLICY = Policy("empty", {})
 
 
 class BoundaryViolation(RuntimeError):
@@ -70,9 +95,8 @@ class Party:
 class Boundary:
     """Policy enforcement and audit log (JSON lines, one message per line)."""
 
-    def __init__(self, log_path: str | Path | None = None,
-                 policy: Mapping[tuple[str, str], frozenset[type[Message]]] | None = None) -> None:
-        self.policy = dict(POLICY if policy is None else policy)
+    def __init__(self, log_path: str | Path | None = None, policy: Policy | None = None) -> None:
+        self.policy = EMPTY_POLICY if policy is None else policy
         self.parties: dict[str, Party] = {COORDINATOR: Party(COORDINATOR, COORDINATOR, frozenset(), frozenset())}
         self.log_path = Path(log_path) if log_path is not None else None
         self._fh = open(self.log_path, "a", encoding="utf-8") if self.log_path is not None else None
@@ -81,6 +105,14 @@ class Boundary:
         self._lock = threading.Lock()
         self.records: list[dict] = []  # in-memory copy of the log (without payloads if log is on disk)
         self.keep_payloads = self._fh is None
+
+    # ---------------------------------------------------------------- policy
+    def use(self, policy: Policy) -> None:
+        """Adopt a protocol's policy; a second, different protocol's policy is composed with the first."""
+        if self.policy is EMPTY_POLICY or self.policy == policy:
+            self.policy = policy
+        elif policy.name not in self.policy.name.split("+"):
+            self.policy = self.policy.compose(policy)
 
     # ---------------------------------------------------------------- parties
     def register(self, agent_id: str, role: str, public_ids: Iterable[str] = (),
@@ -109,7 +141,7 @@ class Boundary:
             if who not in self.parties:
                 raise BoundaryViolation(f"{msg.kind} from {msg.sender} to {msg.receiver}: '{who}' is not registered")
         s, r = self.parties[msg.sender], self.parties[msg.receiver]
-        allowed = self.policy.get((s.role, r.role), frozenset())
+        allowed = self.policy.allowed(s.role, r.role)
         if type(msg) not in allowed:
             raise BoundaryViolation(
                 f"{msg.kind} from {msg.sender} ({s.role}) to {msg.receiver} ({r.role}) is not allowed by the "

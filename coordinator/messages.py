@@ -20,6 +20,7 @@ Sign conventions
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from typing import Any, Mapping
 
 import numpy as np
@@ -47,6 +48,57 @@ def _freeze_map(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
         else:
             out[str(k)] = float(v)
     return FrozenMap(out)
+
+
+class Product(str, Enum):
+    """What an offer or bid is for: day-ahead energy, or real-time up/down regulation."""
+
+    DAY_AHEAD = "day_ahead"
+    UP = "up"  # real-time upward regulation (more output, or less consumption)
+    DOWN = "down"  # real-time downward regulation
+
+
+class Action(str, Enum):
+    """What the coordinator asks an agent to do (the ``action`` of a :class:`Command`).
+
+    tes: ``OPEN`` (main grid: post the LMP; DER managers: offer), ``CLOSE`` (load
+    aggregator: send each seller its final schedule), ``END_OF_DAY`` (DER managers: learn
+    from the day). tso-dso: ``OFFER_DAY_AHEAD``, ``OFFER_REAL_TIME`` (participants, for a
+    scenario set), ``SCENARIO_SET`` (operators: the set the next offers and exchanges
+    belong to), ``LOWER_BOUND`` (DSOs: a lower bound of their real-time cost), and the
+    TSO's steps of the Benders loop, which the protocol drives (``MASTER``,
+    ``REAL_TIME_ROUND``, ``CLOSE_ITERATION``, ``EVALUATE``, ``CLOSE_EVALUATION``,
+    ``FINAL``).
+    """
+
+    OPEN = "open"
+    CLOSE = "close"
+    END_OF_DAY = "end_of_day"
+    OFFER_DAY_AHEAD = "offer_day_ahead"
+    OFFER_REAL_TIME = "offer_real_time"
+    SCENARIO_SET = "scenario_set"
+    LOWER_BOUND = "lower_bound"
+    MASTER = "master"
+    REAL_TIME_ROUND = "real_time_round"
+    CLOSE_ITERATION = "close_iteration"
+    EVALUATE = "evaluate"
+    CLOSE_EVALUATION = "close_evaluation"
+    FINAL = "final"
+
+
+class Scheme(str, Enum):
+    """tso-dso coordination schemes (``docs/tso_dso_reference.md``)."""
+
+    PCC = "pcc"
+    CM = "cm"
+    FC = "fc"
+
+
+class ScenarioSet(str, Enum):
+    """Which wind scenarios: the in-sample set of the day-ahead decision, or the out-of-sample set."""
+
+    IN_SAMPLE = "in_sample"
+    OUT_OF_SAMPLE = "out_of_sample"
 
 
 @dataclass(frozen=True)
@@ -103,8 +155,9 @@ class PriceSignal(Message):
 
 @dataclass(frozen=True)
 class Offer(Message):
-    """Sell offers: price and quantity per period, keyed by the sender's unit ids."""
+    """Sell offers of one product: price and quantity per period, keyed by the sender's unit ids."""
 
+    product: Product = Product.DAY_AHEAD
     prices: Mapping[str, np.ndarray] = field(default_factory=dict)
     quantities: Mapping[str, np.ndarray] = field(default_factory=dict)
     KEYED: tuple[str, ...] = field(default=("prices", "quantities"), init=False, repr=False, compare=False)
@@ -112,8 +165,9 @@ class Offer(Message):
 
 @dataclass(frozen=True)
 class Bid(Message):
-    """Buy bids: price and quantity per period, keyed by the sender's load ids."""
+    """Buy bids of one product: price and quantity per period, keyed by the sender's load ids."""
 
+    product: Product = Product.DAY_AHEAD
     prices: Mapping[str, np.ndarray] = field(default_factory=dict)
     quantities: Mapping[str, np.ndarray] = field(default_factory=dict)
     KEYED: tuple[str, ...] = field(default=("prices", "quantities"), init=False, repr=False, compare=False)
@@ -192,6 +246,20 @@ class Status(Message):
 
 
 @dataclass(frozen=True)
+class Command(Message):
+    """The coordinator asks its receiver to take one step of the protocol.
+
+    ``scheme`` and ``scenario_set`` are the step's arguments where it has them (tso-dso);
+    ``iteration`` is the protocol's iteration the step belongs to.
+    """
+
+    action: Action = Action.OPEN
+    scheme: Scheme | None = None
+    scenario_set: ScenarioSet | None = None
+    iteration: int = 0
+
+
+@dataclass(frozen=True)
 class Accept(Message):
     """The network operator accepts the schedule it was sent (E* <= tolerance)."""
 
@@ -199,4 +267,4 @@ class Accept(Message):
 
 
 ALL_TYPES: tuple[type[Message], ...] = (PriceSignal, Offer, Bid, Schedule, Injections, FeasibilityCut,
-                                         OptimalityCut, Exchange, Caps, Status, Accept)
+                                         OptimalityCut, Exchange, Caps, Status, Command, Accept)

@@ -21,7 +21,7 @@ from network.model import Case
 
 from .boundary import COORDINATOR
 from .messages import Status
-from .protocols.tes import DayResult, TESConfig, TESProtocol
+from .tes.protocol import DayResult, TESConfig, TESProtocol
 from .runtime import Runtime
 
 

@@ -93,11 +93,11 @@ class ScenarioEntry(NamedTuple):
 #: name -> (one-line description, module path). Add new scenarios here.
 SCENARIOS: dict[str, ScenarioEntry] = {
     "tes-day": ScenarioEntry("personalized-preserving Benders market on a distribution feeder (seed 000), day by day",
-                             "scenarios.tes_day"),
+                             "scenarios.tes.cli"),
     "tso-dso": ScenarioEntry("TSO-DSO coordination under wind uncertainty (seed 004): pcc, cm and fc at one wind "
-                             "level, with out-of-sample evaluation", "scenarios.tso_dso"),
+                             "level, with out-of-sample evaluation", "scenarios.tso_dso.cli"),
     "tso-dso-sweep": ScenarioEntry("the tso-dso schemes over a sweep of wind levels (parallel, --resume)",
-                                   "scenarios.tso_dso_sweep"),
+                                   "scenarios.tso_dso.sweep"),
 }
 
 

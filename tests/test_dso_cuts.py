@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.dso import DSO
+from agents.tes.operator import DSO
 from network.lindist3flow import coupling_matrices
 from network.model import PHASES, Feeder, FeederLine, FeederNode, MeterLocation
 

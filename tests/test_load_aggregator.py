@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.base import Agent, InfeasibleSetup
-from agents.load_aggregator import Customer, LASolution, LoadAggregator, customers_from_case
+from agents.tes.load_aggregator import Customer, LASolution, LoadAggregator, customers_from_case
 from scenarios.registry import load_case
 
 T3 = 3
@@ -220,7 +220,7 @@ def test_customers_from_case(case):
 
 
 def test_identifiers(la_pers):
-    assert la_pers.role == "load_aggregator"
+    assert la_pers.role == "tes.load_aggregator"
     assert la_pers.public_ids() == frozenset(["RL1", "RL2", "RL3", "RL4", "RL5", "RL6", "IL1", "CL1", "AL1"])
     dec = la_pers.decision_ids()
     assert {"IL1", "IL1#q", "G1", "G2", "WT", "PV", "MG"} <= dec and len(dec) == 9 * 2 + 5

@@ -15,12 +15,16 @@ import numpy as np
 import pytest
 
 from agents.base import SolveError
-from coordinator.boundary import COORDINATOR, Boundary, BoundaryViolation, read_audit_log
+from coordinator.boundary import COORDINATOR, Boundary, BoundaryViolation, Policy, read_audit_log
 from coordinator.messages import Accept, FeasibilityCut, Injections, Offer, Status
 from coordinator.runtime import HostCrashed, LocalRuntime, PID_METHOD, Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 ray_param = pytest.param("ray", marks=pytest.mark.ray)
+#: the toy choreography's policy: aggregators send injections to the operator, which answers with cuts or accepts
+TOY_POLICY = Policy("toy", {("load_aggregator", "dso"): frozenset({Injections}),
+                            ("dso", "load_aggregator"): frozenset({FeasibilityCut, Accept})},
+                    coordinator_types=frozenset({Status}))
 
 
 # --------------------------------------------------------------------------- dummy hosts
@@ -212,7 +216,7 @@ def trace(records) -> str:
 
 @pytest.fixture(scope="module")
 def baseline():
-    b = Boundary()
+    b = Boundary(policy=TOY_POLICY)
     with LocalRuntime(b) as rt:
         rt.add_all(choreography_hosts())
         res = run_choreography(rt)
@@ -232,7 +236,7 @@ def test_baseline_is_a_real_choreography(baseline):
 
 @pytest.mark.parametrize("kind", ["local", ray_param])
 def test_same_numbers_on_both_runtimes(kind, baseline):
-    b = Boundary()
+    b = Boundary(policy=TOY_POLICY)
     with make_runtime(kind, b) as rt:
         rt.add_all(choreography_hosts())
         res = run_choreography(rt)
@@ -245,7 +249,7 @@ def test_same_numbers_on_both_runtimes(kind, baseline):
 @pytest.mark.parametrize("kind", ["local", ray_param])
 def test_hosts_are_copies(kind):
     la = Aggregator("la1", "m1", [1.0])
-    b = Boundary()
+    b = Boundary(policy=TOY_POLICY)
     with make_runtime(kind, b) as rt:
         rt.add(la)
         rt.add(Operator("dso", CAP))
@@ -256,7 +260,7 @@ def test_hosts_are_copies(kind):
 
 @pytest.mark.parametrize("kind", ["local", ray_param])
 def test_forbidden_reply_is_a_boundary_violation(kind):
-    b = Boundary()
+    b = Boundary(policy=TOY_POLICY)
     with make_runtime(kind, b) as rt:
         rt.add(Aggregator("la1", "m1", [1.0]))
         rt.add(Rogue("dso"))
@@ -267,7 +271,7 @@ def test_forbidden_reply_is_a_boundary_violation(kind):
 
 @pytest.mark.parametrize("kind", ["local", ray_param])
 def test_spoofed_sender_is_a_boundary_violation(kind):
-    b = Boundary()
+    b = Boundary(policy=TOY_POLICY)
     with make_runtime(kind, b) as rt:
         rt.add(Spoofer("la1", "m1", [1.0]))
         b.register("la2", "load_aggregator", ["m2"], ["m2"])  # known to the boundary, not hosted here
@@ -279,7 +283,7 @@ def test_spoofed_sender_is_a_boundary_violation(kind):
 
 
 def test_send_checks_the_policy():
-    b = Boundary()
+    b = Boundary(policy=TOY_POLICY)
     rt = LocalRuntime(b)
     rt.add(Aggregator("la1", "m1", [1.0]))
     rt.add(Operator("dso", CAP))
@@ -296,7 +300,7 @@ def test_send_checks_the_policy():
 @pytest.mark.parametrize("kind", ["local", ray_param])
 def test_audit_log_is_json_lines(kind, tmp_path, baseline):
     path = tmp_path / "audit.jsonl"
-    with Boundary(path) as b, make_runtime(kind, b) as rt:
+    with Boundary(path, policy=TOY_POLICY) as b, make_runtime(kind, b) as rt:
         rt.add_all(choreography_hosts())
         run_choreography(rt)
     recs = read_audit_log(path)
@@ -307,7 +311,7 @@ def test_audit_log_is_json_lines(kind, tmp_path, baseline):
 
 @pytest.mark.parametrize("kind", ["local", ray_param])
 def test_host_errors_keep_their_type_and_name_the_agent(kind):
-    b = Boundary()
+    b = Boundary(policy=TOY_POLICY)
     with make_runtime(kind, b) as rt:
         b.register("la1", "load_aggregator", ["m1"], ["m1"])
         rt.add(Failing("dso-solve", "solve"))
@@ -346,7 +350,7 @@ def test_ray_kill_between_and_during_rounds(baseline):
             threading.Timer(0.15, os.kill, (pid, signal.SIGKILL)).start()
             killed.append(pid)
 
-    b = Boundary()
+    b = Boundary(policy=TOY_POLICY)
     with RayRuntime(b) as rt:
         rt.add_all(choreography_hosts(delay=0.3, delay_rounds={3}))
         res = run_choreography(rt, hook=hook)
@@ -366,7 +370,7 @@ def test_ray_restore_from_driver_copy_and_replay(baseline):
             rt._latest["dso"] = None  # as if the node holding the snapshot was lost
             os.kill(rt.pid("dso"), signal.SIGKILL)
 
-    b = Boundary()
+    b = Boundary(policy=TOY_POLICY)
     with RayRuntime(b, replay_limit=2) as rt:
         rt.add_all(choreography_hosts())
         res = run_choreography(rt, hook=hook)
@@ -379,7 +383,7 @@ def test_ray_restore_from_driver_copy_and_replay(baseline):
 def test_ray_gives_up_after_max_restarts():
     from coordinator.runtime import RayRuntime
 
-    with RayRuntime(Boundary(), max_restarts=0) as rt:
+    with RayRuntime(Boundary(policy=TOY_POLICY), max_restarts=0) as rt:
         rt.add(Sleeper("la1"))
         os.kill(rt.pid("la1"), signal.SIGKILL)
         with pytest.raises(HostCrashed, match="agent 'la1' \\(load_aggregator\\).*max_restarts=0"):
@@ -390,7 +394,7 @@ def test_ray_gives_up_after_max_restarts():
 def test_ray_runs_hosts_in_parallel():
     from coordinator.runtime import RayRuntime
 
-    with RayRuntime(Boundary()) as rt:
+    with RayRuntime(Boundary(policy=TOY_POLICY)) as rt:
         rt.add(Sleeper("s1", delay=0.3))
         rt.add(Sleeper("s2", delay=0.3))
         pids = rt.call_many([("s1", PID_METHOD), ("s2", PID_METHOD)])  # actors up
@@ -407,8 +411,8 @@ def test_ray_runs_hosts_in_parallel():
 
 def test_local_runtime_does_not_import_ray():
     code = ("import sys; from coordinator.boundary import Boundary; from coordinator.runtime import LocalRuntime;"
-            "from tests.test_runtime import choreography_hosts, run_choreography;"
-            "rt = LocalRuntime(Boundary()); rt.add_all(choreography_hosts()); run_choreography(rt);"
+            "from tests.test_runtime import TOY_POLICY, choreography_hosts, run_choreography;"
+            "rt = LocalRuntime(Boundary(policy=TOY_POLICY)); rt.add_all(choreography_hosts()); run_choreography(rt);"
             "assert 'ray' not in sys.modules, 'ray imported'")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=60)

@@ -8,7 +8,8 @@ import pytest
 
 from agents.base import InfeasibleSetup
 from coordinator.boundary import Boundary, read_audit_log
-from coordinator.protocols.tes import TESConfig, TESProtocol, make_agents, prepare_case
+from coordinator.tes.policy import TES_POLICY
+from coordinator.tes.protocol import TESConfig, TESProtocol, make_agents, prepare_case
 from coordinator.runtime import LocalRuntime
 from scenarios.registry import load_case
 
@@ -83,13 +84,12 @@ def test_boundary_on_audit_log(case, tmp_path):
     log = read_audit_log(tmp_path / "audit.jsonl")
     assert log, "the audit log is empty"
     node_ids = {n.id for n in proto.case.feeders["LV1"].nodes}
-    b = Boundary()
     for rec in log:
-        # every message is allowed by the policy table
-        allowed = {t.__name__ for t in b.policy.get((rec["sender_role"], rec["receiver_role"]), ())}
+        # every message is allowed by the tes policy
+        allowed = {t.__name__ for t in TES_POLICY.allowed(rec["sender_role"], rec["receiver_role"])}
         assert rec["type"] in allowed, rec
         text = json.dumps(rec["payload"])
-        if rec["receiver_role"] == "load_aggregator":
+        if rec["receiver_role"] == "tes.load_aggregator":
             # no node numbers, phases, impedances or limits reach the LA
             keys = set()
             for v in rec["payload"].values():
@@ -98,13 +98,13 @@ def test_boundary_on_audit_log(case, tmp_path):
             assert not keys & node_ids, rec
             for word in ("phase", "node", "impedance", "v_min", "v_max", "r_aa", "limit"):
                 assert word not in text, (word, rec["type"])
-        if rec["receiver_role"] == "dso":
+        if rec["receiver_role"] == "tes.operator":
             # the TESO gets injections only: no prices, costs or utilities
             assert rec["type"] == "Injections"
             assert set(rec["payload"]) == {"p", "q"}
     kinds = {(r["sender_role"], r["receiver_role"], r["type"]) for r in log}
-    assert ("dso", "load_aggregator", "FeasibilityCut") in kinds
-    assert ("load_aggregator", "dso", "Injections") in kinds
+    assert ("tes.operator", "tes.load_aggregator", "FeasibilityCut") in kinds
+    assert ("tes.load_aggregator", "tes.operator", "Injections") in kinds
 
 
 def test_forbidden_message_is_stopped(case):

@@ -7,11 +7,11 @@ import pickle
 import pytest
 
 from coordinator.boundary import COORDINATOR, Boundary, read_audit_log
-from coordinator.protocols.tso_dso import Roles, TSODSOConfig, TSODSOProtocol, make_hosts
+from coordinator.tso_dso.protocol import Roles, TSODSOConfig, TSODSOProtocol, make_hosts
 from coordinator.runtime import LocalRuntime
 from network.model import Feeder, TransmissionGrid
 from scenarios.registry import load_case
-from scenarios.wind import WindModel
+from scenarios.tso_dso.wind import WindModel
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,8 @@ def test_tso_never_receives_feeder_data(case, audit):
             assert all(len(v) == 1 for v in r["payload"]["quantities"].values()), r
     # payload fields are those of the message types: no topology, impedance or limit field exists
     assert all(set(r["payload"]) <= {"prices", "quantities", "scenario", "coefficients", "constant", "value",
-                                     "converged", "iteration", "gap", "note"} for r in to_tso)
+                                     "converged", "iteration", "gap", "note", "product", "action", "scheme",
+                                     "scenario_set"} for r in to_tso)
 
 
 def test_dso_never_receives_transmission_or_other_area_data(case, audit):
@@ -99,7 +100,7 @@ def test_dso_never_receives_transmission_or_other_area_data(case, audit):
                 assert set(r["payload"]["values"]) == {roles.pcc_id[d]}
     # no DSO ever talks to another DSO or to a participant of another area
     for r in audit:
-        if r["sender_role"] == "dso":
+        if r["sender_role"] == "tso_dso.dso":
             assert r["receiver"] == roles.tso
 
 
@@ -131,9 +132,9 @@ def test_agents_hold_only_their_own_grid(case):
     for h in hosts:
         feeders = _holds(h, Feeder)
         grids = _holds(h, TransmissionGrid)
-        if h.role == "tso":
+        if h.role == "tso_dso.tso":
             assert not feeders and len({id(g) for g in grids}) == 1
-        elif h.role == "dso":
+        elif h.role == "tso_dso.dso":
             assert not grids and {f.id for f in feeders} == {roles.dsos[h.id]}
         else:
             assert not feeders and not grids

@@ -6,13 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from agents.tso import Master, clear_da_market, equilibrium_price_interval
+from agents.tso_dso.tso import Master, clear_da_market, equilibrium_price_interval
 from coordinator.boundary import Boundary
-from coordinator.protocols.tso_dso import (TSODSOConfig, TSODSOProtocol, equilibrium_check, extensive_form,
+from coordinator.tso_dso.protocol import (TSODSOConfig, TSODSOProtocol, equilibrium_check, extensive_form,
                                            market_from_case)
 from coordinator.runtime import LocalRuntime
 from scenarios.registry import load_case
-from scenarios.wind import WindModel
+from scenarios.tso_dso.wind import WindModel
 
 
 @pytest.fixture(scope="module")

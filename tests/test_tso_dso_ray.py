@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from coordinator.boundary import Boundary
-from coordinator.protocols.tso_dso import TSODSOConfig, TSODSOProtocol
+from coordinator.tso_dso.protocol import TSODSOConfig, TSODSOProtocol
 from coordinator.runtime import LocalRuntime, RayRuntime
 from scenarios.registry import load_case
-from scenarios.wind import WindModel
+from scenarios.tso_dso.wind import WindModel
 
 pytestmark = pytest.mark.ray
 

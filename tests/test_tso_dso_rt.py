@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.area_dso import AreaDSO
-from agents.participants_rt import locations_from_case, resources_from_case
+from agents.tso_dso.dso import AreaDSO
+from agents.tso_dso.participants import locations_from_case, resources_from_case
 from coordinator.boundary import Boundary
-from coordinator.protocols.tso_dso import TSODSOConfig, TSODSOProtocol, joint_rt, market_from_case
+from coordinator.tso_dso.protocol import TSODSOConfig, TSODSOProtocol, joint_rt, market_from_case
 from coordinator.runtime import LocalRuntime
 from scenarios.registry import load_case
-from scenarios.wind import WindModel
+from scenarios.tso_dso.wind import WindModel
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from scenarios.registry import load_case
-from scenarios.wind import IN_SAMPLE, OUT_OF_SAMPLE, WindModel, wind_levels
+from scenarios.tso_dso.wind import IN_SAMPLE, OUT_OF_SAMPLE, WindModel, wind_levels
 
 
 @pytest.fixture(scope="module")

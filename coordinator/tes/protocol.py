@@ -31,18 +31,19 @@ import numpy as np
 import pandas as pd
 
 from agents.base import InfeasibleSetup
-from agents.der_manager import DERManager, der_units_from_case
-from agents.dso import DSO
-from agents.load_aggregator import LoadAggregator, customers_from_case
-from agents.main_grid import MainGrid
+from agents.tes.der_manager import DERManager, der_units_from_case
+from agents.tes.operator import DSO
+from agents.tes.load_aggregator import LoadAggregator, customers_from_case
+from agents.tes.main_grid import MainGrid
 from agents.strategies import make_strategy
 from network.model import Case
 
 from ..benders import IterationLog, StoppingRule
 from ..boundary import COORDINATOR
-from ..hosts import DERManagerHost, DSOHost, LoadAggregatorHost, MainGridHost
+from .hosts import DERManagerHost, DSOHost, LoadAggregatorHost, MainGridHost
 from ..messages import FeasibilityCut, Injections, Offer, Status
 from ..runtime import Runtime
+from .policy import TES_POLICY
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class TESProtocol:
         self.case = prepare_case(case, config)
         self.config = config
         self.rt = runtime
+        runtime.boundary.use(TES_POLICY)
         self.roles = Roles.of(self.case)
         self.progress = progress or (lambda s: None)
         for h in make_hosts(self.case, config):

@@ -92,7 +92,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from .base import Agent, InfeasibleSetup, SolveError
+from ..base import Agent, InfeasibleSetup, SolveError
 
 CUSTOMER_KINDS = ("RL", "IL", "CL", "AL")
 PRICINGS = ("personalized", "uniform")
@@ -306,7 +306,7 @@ class _Model:
 class LoadAggregator(Agent):
     """A load aggregator serving price-responsive customers through (personalized) retail prices."""
 
-    role = "load_aggregator"
+    role = "tes.load_aggregator"
 
     def __init__(self, agent_id: str, customers: Sequence[Customer], horizon: int | None = None, *,
                  price_min: float = 0.12, price_max: float = 0.24, price_sum_cap: float = 4.32,

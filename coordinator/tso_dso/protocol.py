@@ -67,17 +67,19 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 
-from agents.area_dso import DEFAULT_PENALTY_FACTOR, AreaDSO, build_area_rt, solve_conic
-from agents.participants_rt import (DEM, GEN, WIND, ResourceSet, RTDERManager, RTLoadAggregator,
+from agents.solve import solve_conic
+from agents.tso_dso.dso import DEFAULT_PENALTY_FACTOR, AreaDSO, build_area_rt
+from agents.tso_dso.participants import (DEM, GEN, WIND, ResourceSet, RTDERManager, RTLoadAggregator,
                                     locations_from_case, resources_from_case)
-from agents.tso import (TSO, DAMarket, Master, build_transmission_rt, clear_da_market, equilibrium_price_interval)
+from agents.tso_dso.tso import (TSO, DAMarket, Master, build_transmission_rt, clear_da_market, equilibrium_price_interval)
 from network.model import TRANSMISSION, Case
 
 from ..benders import IterationLog, StoppingRule
 from ..boundary import COORDINATOR
-from ..hosts_tso_dso import AreaDSOHost, InnerSettings, ParticipantHost, TSOHost
+from .hosts import AreaDSOHost, InnerSettings, ParticipantHost, TSOHost
 from ..messages import Message, Status
 from ..runtime import Runtime
+from .policy import TSO_DSO_POLICY
 
 __all__ = ["TSODSOConfig", "Roles", "make_hosts", "TSODSOProtocol", "SchemeResult", "Evaluation", "LevelResult",
            "market_from_case", "joint_rt", "extensive_form", "equilibrium_check", "congestion", "welfare_stats",
@@ -178,7 +180,7 @@ def make_hosts(case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig()) -> 
     """Hosts of every agent, each agent given only its own data.
 
     ``wind``: an object with ``farm_ids``, ``in_sample`` ``(n_farms, S)`` and
-    ``out_of_sample`` ``(n_farms, S_oos)`` (e.g. ``scenarios.wind.WindScenarios``).
+    ``out_of_sample`` ``(n_farms, S_oos)`` (e.g. ``scenarios.tso_dso.wind.WindScenarios``).
     """
     roles = Roles.of(case)
     loc = locations_from_case(case)
@@ -328,6 +330,7 @@ class TSODSOProtocol:
     def __init__(self, runtime: Runtime, case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig(), *,
                  progress: Callable[[str], None] | None = None) -> None:
         self.rt = runtime
+        runtime.boundary.use(TSO_DSO_POLICY)
         self.case = case
         self.wind = wind
         self.config = config

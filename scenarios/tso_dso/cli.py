@@ -25,8 +25,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .registry import load_case
-from .runs import RunFolder
+from ..registry import load_case
+from ..runs import RunFolder
 from .wind import WindModel, WindScenarios, wind_levels
 
 SCHEMES = ("pcc", "cm", "fc")
@@ -69,7 +69,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from coordinator.protocols.tso_dso import TSODSOConfig
+    from coordinator.tso_dso.protocol import TSODSOConfig
 
     schemes = tuple(s.strip() for s in str(args.schemes).split(",") if s.strip())
     bad = [s for s in schemes if s not in SCHEMES]
@@ -108,7 +108,7 @@ def make_runtime(kind: str, boundary: Any, address: str | None) -> Any:
 def run_level(case: Any, wind: WindScenarios, config: Any, runtime: Any,
               progress: Callable[[str], None] | None = None) -> Any:
     """All schemes at one wind level on ``runtime`` (its boundary logs the messages)."""
-    from coordinator.protocols.tso_dso import TSODSOProtocol
+    from coordinator.tso_dso.protocol import TSODSOProtocol
 
     proto = TSODSOProtocol(runtime, case, wind, config, progress=progress)
     return proto.run_level()
@@ -331,7 +331,7 @@ def _wind_table(wind: WindScenarios) -> pd.DataFrame:
 
 def benchmarks(case: Any, wind: WindScenarios, level: Any, n: int = 5) -> pd.DataFrame:
     """Joint-SOCP check of the decomposed real-time costs, and fc's extensive form."""
-    from coordinator.protocols.tso_dso import extensive_form, joint_rt, market_from_case
+    from coordinator.tso_dso.protocol import extensive_form, joint_rt, market_from_case
 
     rows = []
     market = market_from_case(case, wind)

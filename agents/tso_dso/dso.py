@@ -45,8 +45,9 @@ import scipy.sparse as sp
 from network.distflow import BranchFlow, branch_flow_socp, line_incidence, node_map
 from network.model import Feeder
 
-from .base import Agent, SolveError
-from .participants_rt import Resource, ResourceSet
+from ..base import Agent, SolveError
+from ..solve import check_status, solve_conic
+from .participants import Resource, ResourceSet
 
 __all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "check_status", "DEFAULT_PENALTY_FACTOR"]
 
@@ -54,60 +55,6 @@ DEFAULT_PENALTY_FACTOR = 10.0  # slack penalty = factor * VOLL
 #: objectives are given to the conic solver in k$ (costs reach 1e5-1e8 $ with VOLL and the slack
 #: penalty; in $ Clarabel often stops "inaccurate" at degenerate points such as a PCC line at its rating)
 COST_SCALE = 1e-3
-_OK = ("optimal",)
-#: Clarabel settings tried in turn when a conic solve is not "optimal". Each is complete: cvxpy keeps
-#: settings passed to Clarabel for later solves of the same problem, so a retry's setting would
-#: otherwise stay on for every following solve.
-_BASE = {"equilibrate_enable": True, "iterative_refinement_enable": True, "max_iter": 200}
-RETRY_SETTINGS: tuple[dict[str, Any], ...] = (dict(_BASE), {**_BASE, "equilibrate_enable": False},
-                                               {**_BASE, "iterative_refinement_enable": False},
-                                               {**_BASE, "max_iter": 2000})
-
-
-def solve_conic(prob: cp.Problem, agent: str, problem: str, iteration: int | None = None, *,
-                solver: str = "CLARABEL", options: Mapping[str, Any] | None = None) -> bool:
-    """Solve with ``solver``, retrying with other settings unless the status is "optimal".
-
-    Returns False if the best it got was "optimal_inaccurate" (accepted, and
-    counted by the caller); raises :class:`SolveError` if nothing worked.
-    """
-    inaccurate: dict[str, Any] | None = None
-    errors = []
-    for extra in RETRY_SETTINGS:
-        opts = {**dict(options or {}), **extra}
-        try:
-            with warnings.catch_warnings():  # an inaccurate status is handled here
-                warnings.simplefilter("ignore", UserWarning)
-                prob.solve(solver=solver, **opts)
-        except (cp.error.SolverError, ValueError) as exc:
-            errors.append(str(exc)[:120])
-            continue
-        if prob.status == "optimal":
-            return True
-        if prob.status == "optimal_inaccurate" and inaccurate is None:
-            inaccurate = opts
-        errors.append(str(prob.status))
-    if inaccurate is not None:  # solve again with the settings that gave it
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                prob.solve(solver=solver, **inaccurate)
-        except (cp.error.SolverError, ValueError) as exc:
-            errors.append(str(exc)[:120])
-        else:
-            if prob.status in ("optimal", "optimal_inaccurate"):
-                return prob.status == "optimal"
-    raise SolveError(agent, problem, "not solved", iteration=iteration, detail="; ".join(errors))
-
-
-def check_status(prob: cp.Problem, agent: str, problem: str, iteration: int | None = None,
-                 accept_inaccurate: bool = True) -> None:
-    """Raise :class:`SolveError` unless ``prob`` was solved."""
-    ok = _OK + (("optimal_inaccurate",) if accept_inaccurate else ())
-    if prob.status not in ok:
-        raise SolveError(agent, problem, str(prob.status), iteration=iteration)
-
-
 def bcast(expr: cp.Expression, s: int) -> cp.Expression:
     """A ``(k,)`` expression broadcast to ``(k, s)``."""
     return cp.reshape(expr, (expr.shape[0], 1), order="F") @ np.ones((1, s))
@@ -303,7 +250,7 @@ class AreaResult:
 class AreaDSO(Agent):
     """The real-time operator of one distribution area."""
 
-    role = "dso"
+    role = "tso_dso.dso"
 
     def __init__(self, agent_id: str, feeder: Feeder, locations: Mapping[str, str], pcc_id: str, *,
                  voll: float = 10_000.0, penalty: float | None = None, solver: str = "CLARABEL",

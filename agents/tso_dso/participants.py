@@ -33,7 +33,7 @@ import numpy as np
 
 from network.model import Case
 
-from .base import Agent
+from ..base import Agent
 
 __all__ = ["Resource", "ResourceSet", "resources_from_case", "locations_from_case", "RTParticipant",
            "RTDERManager", "RTLoadAggregator", "GEN", "DEM", "WIND", "DA_OFFER_LEN", "RT_PRICE_LEN",
@@ -248,8 +248,8 @@ class RTParticipant(Agent):
 
 
 class RTDERManager(RTParticipant):
-    role = "der_manager"
+    role = "tso_dso.der_manager"
 
 
 class RTLoadAggregator(RTParticipant):
-    role = "load_aggregator"
+    role = "tso_dso.load_aggregator"

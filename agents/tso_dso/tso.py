@@ -73,27 +73,13 @@ import scipy.sparse as sp
 from network.dc import DCFlow, dc_btheta
 from network.model import TransmissionGrid
 
-from .area_dso import bcast, check_status, solve_conic
-from .base import Agent, SolveError
-from .participants_rt import DEM, GEN, WIND, Resource, ResourceSet
+from ..solve import check_status, solve_conic, solve_lp
+from .dso import bcast
+from ..base import Agent, SolveError
+from .participants import DEM, GEN, WIND, Resource, ResourceSet
 
 __all__ = ["DAMarket", "DAResult", "clear_da_market", "MasterResult", "Master", "TransRT",
            "build_transmission_rt", "TSO", "RTMasterResult", "equilibrium_price_interval"]
-
-
-def _solve_lp(prob: cp.Problem, solver: str, agent: str, what: str, iteration: int | None) -> None:
-    """Solve an LP with ``solver``; on a numerical failure retry with Clarabel (interior point)."""
-    tried = []
-    for sv in dict.fromkeys([solver, "CLARABEL"]):
-        try:
-            prob.solve(solver=sv)
-        except (cp.error.SolverError, ValueError) as exc:  # cvxpy raises ValueError on an unknown status
-            tried.append(f"{sv}: {exc}"[:200])
-            continue
-        if prob.status == "optimal":
-            return
-        tried.append(f"{sv}: {prob.status}")
-    raise SolveError(agent, what, "not solved", iteration=iteration, detail="; ".join(tried))
 
 
 # ------------------------------------------------------------------ day-ahead market
@@ -428,7 +414,7 @@ class Master:
     def solve(self, iteration: int | None = None) -> MasterResult:
         t0 = time.perf_counter()
         if self.scheme == "fc":
-            _solve_lp(self.prob, self.solver, self.agent, "fc master LP", iteration)
+            solve_lp(self.prob, self.agent, "fc master LP", iteration, solver=self.solver)
         else:
             try:
                 self.prob.solve(solver=self.solver, **self.solver_options)
@@ -629,7 +615,7 @@ class TSO(Agent):
     ``set_rt_offer``. It never sees a feeder.
     """
 
-    role = "tso"
+    role = "tso_dso.tso"
 
     def __init__(self, agent_id: str, grid: TransmissionGrid, locations: Mapping[str, str],
                  areas: Mapping[str, tuple[str, str, int]], registry: Mapping[str, tuple[str, int]], *,
@@ -827,7 +813,7 @@ class TSO(Agent):
             Gks.append((members, Gk))
         prob: cp.Problem = pr["prob"]
         t0 = time.perf_counter()
-        _solve_lp(prob, self.lp_solver, self.id, "real-time master LP", iteration)
+        solve_lp(prob, self.id, "real-time master LP", iteration, solver=self.lp_solver)
         dt = time.perf_counter() - t0
         self.n_lp_solves += 1
         self.lp_time += dt

@@ -42,13 +42,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from agents.area_dso import AreaDSO, AreaResult
+from agents.tso_dso.dso import AreaDSO, AreaResult
 from agents.base import Agent, SolveError
-from agents.participants_rt import DEM, GEN, RT_LIMITS_LEN, RT_PRICE_LEN, WIND, Resource, RTParticipant
-from agents.tso import TSO, Master, MasterResult, RTMasterResult
+from agents.tso_dso.participants import DEM, GEN, RT_LIMITS_LEN, RT_PRICE_LEN, WIND, Resource, RTParticipant
+from agents.tso_dso.tso import TSO, Master, MasterResult, RTMasterResult
 
-from .hosts import Host
-from .messages import Bid, Caps, Exchange, Message, Offer, OptimalityCut, Schedule, Status
+from ..host import Host
+from ..messages import Bid, Caps, Exchange, Message, Offer, OptimalityCut, Schedule, Status
+from .policy import DER_MANAGER
 
 __all__ = ["ParticipantHost", "AreaDSOHost", "TSOHost", "InnerSettings"]
 
@@ -76,7 +77,7 @@ class ParticipantHost(_Host):
     def __init__(self, agent: RTParticipant, tso: str, operator: str) -> None:
         super().__init__(agent)
         self.tso, self.operator = tso, operator
-        self.kind = Offer if agent.role == "der_manager" else Bid
+        self.kind = Offer if agent.role == DER_MANAGER else Bid
 
     def _handle(self, messages: list[Message]) -> list[Message]:
         out: list[Message] = []

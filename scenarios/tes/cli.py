@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 
 from coordinator.boundary import Boundary
-from coordinator.protocols.tes import DayResult, TESConfig
+from coordinator.tes.protocol import DayResult, TESConfig
 from coordinator.simulation import TESMarketModel
 
-from .registry import load_case
-from .runs import RunFolder
+from ..registry import load_case
+from ..runs import RunFolder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -130,7 +130,7 @@ def max_schedule_diff(a: Any, b: Any) -> float:
 
 
 def write_results(folder: RunFolder, model: TESMarketModel, boundary: Boundary) -> None:
-    from . import tes_plots
+    from . import plots as tes_plots
 
     for name, df in tables(model, boundary).items():
         folder.write_parquet(f"{name}.parquet", df)

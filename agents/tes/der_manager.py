@@ -7,8 +7,8 @@ import numpy as np
 
 from network.model import Case
 
-from .base import Agent
-from .strategies import MarginalCost, Strategy
+from ..base import Agent
+from ..strategies import MarginalCost, Strategy
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class DERManager(Agent):
     Prices in $/kWh (tes) — any consistent energy-price unit works.
     """
 
-    role = "der_manager"
+    role = "tes.der_manager"
 
     def __init__(self, agent_id: str, units: list[DERUnit], strategy: Strategy | None = None, *,
                  price_min: float = 0.0, cap_floor: float = 0.16) -> None:

@@ -1,69 +1,18 @@
-"""Hosts: the message side of each agent.
-
-A host wraps one agent (plain Python, from ``agents/``) and turns the messages
-addressed to it into calls of the agent's domain methods, and the results into
-messages. Hosts run in-process (``LocalRuntime``) or inside Ray actors
-(``RayRuntime``); every message they return is checked by the boundary before it
-goes anywhere. The agent itself never sees a message object, so ``agents``
-stays free of transport and policy code.
-"""
+"""Hosts of the ``tes`` protocol: main grid, DER managers, the load aggregator and the TES operator."""
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 import numpy as np
 
-from agents.base import Agent
-from agents.der_manager import DERManager
-from agents.dso import DSO
-from agents.load_aggregator import LoadAggregator
-from agents.main_grid import MainGrid
+from agents.tes.der_manager import DERManager
+from agents.tes.load_aggregator import LoadAggregator
+from agents.tes.main_grid import MainGrid
+from agents.tes.operator import DSO
 
-from .benders import Cut, CutPool
-from .messages import (Accept, FeasibilityCut, Injections, Message, Offer, PriceSignal, Schedule, Status)
-
-
-class Host:
-    """Base host: ``handle(batch) -> replies``; snapshot/restore; ``report()``."""
-
-    def __init__(self, agent: Agent, peers: dict[str, list[str]] | None = None) -> None:
-        self.agent = agent
-        self.peers = {k: list(v) for k, v in (peers or {}).items()}  # role -> agent ids it talks to
-        self.round = 0
-
-    @property
-    def id(self) -> str:
-        return self.agent.id
-
-    @property
-    def role(self) -> str:
-        return self.agent.role
-
-    def public_ids(self) -> frozenset[str]:
-        return self.agent.public_ids()
-
-    def decision_ids(self) -> frozenset[str]:
-        return self.agent.decision_ids()
-
-    def handle(self, messages: list[Message]) -> list[Message]:
-        """Replies carry the next round number: one round per hop of the protocol."""
-        if messages:
-            self.round = max(m.round for m in messages) + 1
-        return self._handle(messages)
-
-    def _handle(self, messages: list[Message]) -> list[Message]:
-        raise NotImplementedError
-
-    def report(self) -> dict[str, Any]:
-        return {}
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self)
-
-    @staticmethod
-    def restore(blob: bytes) -> "Host":
-        return pickle.loads(blob)
+from ..benders import Cut, CutPool
+from ..host import Host
+from ..messages import (Accept, FeasibilityCut, Injections, Message, Offer, PriceSignal, Schedule, Status)
 
 
 def _of(messages: list[Message], kind: type[Message]) -> list[Any]:

@@ -30,7 +30,7 @@ import numpy as np
 from network.lindist3flow import LinDist3Flow
 from network.model import Feeder, MeterLocation
 
-from .base import Agent, SolveError
+from ..base import Agent, SolveError
 
 
 
@@ -65,7 +65,7 @@ class CheckResult:
 class DSO(Agent):
     """A distribution system operator: feeder, meter map, LinDist3Flow checks and cuts."""
 
-    role = "dso"
+    role = "tes.operator"
 
     def __init__(self, agent_id: str, feeder: Feeder, meters: Mapping[str, MeterLocation], *,
                  power_unit: str = "kW", tolerance: float = 1e-6) -> None:

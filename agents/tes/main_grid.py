@@ -5,7 +5,7 @@ import numpy as np
 
 from network.model import Case
 
-from .base import Agent
+from ..base import Agent
 
 
 class MainGrid(Agent):
@@ -15,7 +15,7 @@ class MainGrid(Agent):
     operator, not an offer quantity, so the offered quantity is unlimited.
     """
 
-    role = "main_grid"
+    role = "tes.main_grid"
 
     def __init__(self, agent_id: str, lmp: np.ndarray, unit_id: str = "MG") -> None:
         super().__init__(agent_id)

@@ -1,0 +1,136 @@
+"""The one solver-call helper of the project, with one status policy.
+
+Every local problem of every agent is solved through :func:`solve`: it tries a list of
+*attempts* (a solver and its options) in order and
+
+- returns at the first attempt whose status is ``"optimal"``;
+- otherwise, if ``accept_inaccurate`` and some attempt gave ``"optimal_inaccurate"``,
+  solves again with the first such attempt and returns that (``accurate`` is then False,
+  and callers count it);
+- otherwise raises :class:`agents.base.SolveError` naming the agent, the problem, the
+  iteration and what every attempt gave.
+
+A solver that raises (``cvxpy.error.SolverError``; cvxpy raises ``ValueError`` on a
+status it does not know) counts as a failed attempt; it is never swallowed: either a
+later attempt succeeds, and :class:`Solved` says which solver produced the result, or
+the error names every failure.
+
+The status policy (:data:`OPTIMAL`, :data:`INACCURATE`, :data:`INFEASIBLE`) is defined
+here once; no other module compares status strings of its own.
+
+Two recipes cover the project:
+
+- :func:`solve_conic`: Clarabel, retried with other settings (:data:`CONIC_RETRIES`);
+  each setting is complete, since cvxpy keeps settings passed to Clarabel for later
+  solves of the same problem;
+- :func:`solve_lp`: an LP or MILP solver (HiGHS), then Clarabel as a numerical fallback
+  (LPs only: a MILP has no fallback and fails loudly).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import cvxpy as cp
+
+from .base import SolveError
+
+__all__ = ["OPTIMAL", "INACCURATE", "INFEASIBLE", "Attempt", "Solved", "solve", "solve_conic", "solve_lp",
+           "check_status", "is_solved", "CONIC_RETRIES"]
+
+#: the status of a solution that is used as is
+OPTIMAL = "optimal"
+#: accepted only where the caller says so (and counted)
+INACCURATE = "optimal_inaccurate"
+#: the statuses that mean "no feasible point" (a diagnosis, not a solver failure)
+INFEASIBLE = ("infeasible", "infeasible_inaccurate")
+
+_CLARABEL_BASE = {"equilibrate_enable": True, "iterative_refinement_enable": True, "max_iter": 200}
+#: Clarabel settings tried in turn when a conic solve is not "optimal"
+CONIC_RETRIES: tuple[dict[str, Any], ...] = (dict(_CLARABEL_BASE), {**_CLARABEL_BASE, "equilibrate_enable": False},
+                                              {**_CLARABEL_BASE, "iterative_refinement_enable": False},
+                                              {**_CLARABEL_BASE, "max_iter": 2000})
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try: ``prob.solve(solver=solver, **options)``."""
+
+    solver: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Solved:
+    """The outcome of :func:`solve`: which solver produced the values, its status, and the attempt number."""
+
+    solver: str
+    status: str
+    attempt: int
+
+    @property
+    def accurate(self) -> bool:
+        return self.status == OPTIMAL
+
+
+def is_solved(status: str, *, accept_inaccurate: bool = True) -> bool:
+    """Does ``status`` carry a usable solution under the project's policy?"""
+    return status == OPTIMAL or (accept_inaccurate and status == INACCURATE)
+
+
+def _try(prob: cp.Problem, a: Attempt, errors: list[str]) -> str | None:
+    try:
+        with warnings.catch_warnings():  # an inaccurate status is handled here, not warned about
+            warnings.simplefilter("ignore", UserWarning)
+            prob.solve(solver=a.solver, **dict(a.options))
+    except (cp.error.SolverError, ValueError) as exc:
+        errors.append(f"{a.solver}: {exc}"[:200])
+        return None
+    return str(prob.status)
+
+
+def solve(prob: cp.Problem, attempts: Sequence[Attempt], agent: str, problem: str, *,
+          iteration: int | None = None, accept_inaccurate: bool = True) -> Solved:
+    """Solve ``prob`` by the first attempt that works (see the module docstring)."""
+    errors: list[str] = []
+    inaccurate: int | None = None
+    for i, a in enumerate(attempts):
+        st = _try(prob, a, errors)
+        if st is None:
+            continue
+        if st == OPTIMAL:
+            return Solved(a.solver, st, i)
+        if st == INACCURATE and inaccurate is None:
+            inaccurate = i
+        errors.append(f"{a.solver}: {st}")
+    if accept_inaccurate and inaccurate is not None:  # solve again with the attempt that gave it
+        a = attempts[inaccurate]
+        st = _try(prob, a, errors)
+        if st is not None and is_solved(st):
+            return Solved(a.solver, st, inaccurate)
+    status = errors[-1].split(": ", 1)[-1] if errors else "not solved"
+    raise SolveError(agent, problem, "not solved" if len(attempts) > 1 else status, iteration=iteration,
+                     detail="; ".join(errors))
+
+
+def solve_conic(prob: cp.Problem, agent: str, problem: str, iteration: int | None = None, *,
+                solver: str = "CLARABEL", options: Mapping[str, Any] | None = None) -> bool:
+    """A conic problem with Clarabel and its retry settings; returns False if only "optimal_inaccurate"."""
+    attempts = [Attempt(solver, {**dict(options or {}), **extra}) for extra in CONIC_RETRIES]
+    return solve(prob, attempts, agent, problem, iteration=iteration).accurate
+
+
+def solve_lp(prob: cp.Problem, agent: str, problem: str, iteration: int | None = None, *,
+             solver: str = "HIGHS", fallback: str | None = "CLARABEL") -> Solved:
+    """An LP (or a MILP with ``fallback=None``): ``solver``, then ``fallback``; "optimal" only."""
+    names = list(dict.fromkeys([solver] + ([fallback] if fallback else [])))
+    return solve(prob, [Attempt(n, {}) for n in names], agent, problem, iteration=iteration,
+                 accept_inaccurate=False)
+
+
+def check_status(prob: cp.Problem, agent: str, problem: str, iteration: int | None = None,
+                 accept_inaccurate: bool = True) -> None:
+    """Raise :class:`SolveError` unless ``prob`` (solved by the caller) has a usable solution."""
+    if not is_solved(str(prob.status), accept_inaccurate=accept_inaccurate):
+        raise SolveError(agent, problem, str(prob.status), iteration=iteration)

@@ -1,0 +1,60 @@
+"""The host: the message side of an agent.
+
+A host wraps one agent (plain Python, from ``agents/``) and turns the messages
+addressed to it into calls of the agent's domain methods, and the results into
+messages. Hosts run in-process (``LocalRuntime``) or inside Ray actors
+(``RayRuntime``); every message they return is checked by the boundary before it
+goes anywhere. The agent itself never sees a message object, so ``agents``
+stays free of transport and policy code. The hosts of each protocol are in
+``coordinator/<protocol>/hosts.py``.
+"""
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from agents.base import Agent
+
+from .messages import Message
+
+
+class Host:
+    """Base host: ``handle(batch) -> replies``; snapshot/restore; ``report()``."""
+
+    def __init__(self, agent: Agent, peers: dict[str, list[str]] | None = None) -> None:
+        self.agent = agent
+        self.peers = {k: list(v) for k, v in (peers or {}).items()}  # role -> agent ids it talks to
+        self.round = 0
+
+    @property
+    def id(self) -> str:
+        return self.agent.id
+
+    @property
+    def role(self) -> str:
+        return self.agent.role
+
+    def public_ids(self) -> frozenset[str]:
+        return self.agent.public_ids()
+
+    def decision_ids(self) -> frozenset[str]:
+        return self.agent.decision_ids()
+
+    def handle(self, messages: list[Message]) -> list[Message]:
+        """Replies carry the next round number: one round per hop of the protocol."""
+        if messages:
+            self.round = max(m.round for m in messages) + 1
+        return self._handle(messages)
+
+    def _handle(self, messages: list[Message]) -> list[Message]:
+        raise NotImplementedError
+
+    def report(self) -> dict[str, Any]:
+        return {}
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self)
+
+    @staticmethod
+    def restore(blob: bytes) -> "Host":
+        return pickle.loads(blob)
