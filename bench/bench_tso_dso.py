@@ -89,7 +89,7 @@ def bench_pcc(args: argparse.Namespace) -> None:
 
 
 def bench_sweep(args: argparse.Namespace) -> None:
-    from scenarios.tso_dso.cli import run_sweep
+    from scenarios.tso_dso.sweep import run_sweep
 
     out = args.out or tempfile.mkdtemp(prefix="bench-tso-dso-sweep-")
     ns = argparse.Namespace(case="tso24_dso5", scenarios=args.scenarios, oos=args.oos, schemes="pcc,cm,fc",

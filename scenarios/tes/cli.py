@@ -38,11 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def make_runtime(kind: str, boundary: Boundary, address: str | None) -> Any:
-    from coordinator.runtime import LocalRuntime, RayRuntime
+    from coordinator.runtime import make_runtime as _make
 
-    if kind == "ray":
-        return RayRuntime(boundary, address=address)
-    return LocalRuntime(boundary)
+    return _make(kind, boundary, address)
 
 
 def run(args: argparse.Namespace) -> int:
