@@ -16,17 +16,16 @@ import datetime as _dt
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Mapping
 
+from .versions import constraints_status, versions
+
 REPO = Path(__file__).resolve().parent.parent
-VERSIONED = ("numpy", "cvxpy", "ray", "mesa", "tdmarket")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, seed: int | None = 0) -> None:
@@ -121,13 +120,6 @@ def write_png(path: str | os.PathLike[str], fig: Any, *, dpi: int = 120) -> Path
 # --------------------------------------------------------------------- versions
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def git_commit(repo: Path = REPO) -> str | None:
     """The checked-out commit of the project (``+dirty`` if there are local changes), if known."""
     try:
@@ -140,13 +132,6 @@ def git_commit(repo: Path = REPO) -> str | None:
         return head.stdout.strip() + ("+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def versions() -> dict[str, str | None]:
-    """Versions of Python and the main libraries (read from package metadata, nothing is imported)."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    out.update({d: _version(d) for d in VERSIONED})
-    return out
 
 
 # ---------------------------------------------------------------------- folders
@@ -212,6 +197,7 @@ class RunFolder:
             "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else None,
             "versions": versions(),
+            "constraints": constraints_status(),
             "git_commit": git_commit(),
             **dict(extra or {}),
             **more,
