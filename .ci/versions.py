@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from scenarios.versions import CONSTRAINTS, differences, norm  # noqa: E402  (standard library only)
+TOOLING = ("pip", "setuptools", "wheel")
 HEADER = """\
 # The package versions the test suite was run with (see .ci/versions.py and .ci/test-newest).
 # Installed by the README's commands: python3 -m pip install -c constraints.txt -e ".[dev]"
@@ -60,6 +61,8 @@ def closure(root: str = "tdmarket", extras: tuple[str, ...] = ("dev",)) -> dict[
             sub = {e.strip() for e in (m.group(2) or "[]")[1:-1].split(",") if e.strip()}
             todo.append((m.group(1), sub))
     seen.pop(norm(root), None)
+    for tool in TOOLING:  # installer tooling: pinned by nobody (and -c would clash with build isolation)
+        seen.pop(tool, None)
     return dict(sorted(seen.items()))
 
 
