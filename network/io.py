@@ -26,9 +26,12 @@ Importers from pandapower / MATPOWER and the OpenDSS exporter live in
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -65,18 +68,63 @@ COLUMNS: dict[str, tuple[list[str], list[str]]] = {
 # ----------------------------------------------------------------------- reading
 
 
+_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device"}
+
+
+def case_file(path: Path, name: str, *, optional: bool = False) -> Path | None:
+    """Check that ``path`` is a readable regular file before anything opens it.
+
+    Returns ``path``, or None if ``optional`` and there is no entry of that name at all.
+    A dangling symbolic link, a link loop, a directory, a FIFO (which would block a reader
+    forever), a socket or a device is a :class:`CaseError` naming the file, never "absent".
+    """
+    try:
+        lst = os.lstat(path)
+    except FileNotFoundError:
+        if optional:
+            return None
+        raise CaseError("file is missing", file=name) from None
+    except OSError as exc:
+        raise CaseError(f"cannot be read: {exc.strerror}", file=name) from None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CaseError(f"is a dangling symbolic link (to '{os.readlink(path)}')", file=name) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CaseError("is a symbolic link loop", file=name) from None
+        raise CaseError(f"cannot be read: {exc.strerror}", file=name) from None
+    del lst
+    if stat.S_ISDIR(st.st_mode):
+        raise CaseError("is a directory, expected a file", file=name)
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise CaseError(f"is {kind}, expected a regular file", file=name)
+    return path
+
+
+def read_text(path: Path, name: str) -> str:
+    """The text of a case file (UTF-8; a leading byte-order mark is dropped)."""
+    case_file(path, name)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return fh.read()
+    except UnicodeDecodeError as exc:
+        raise CaseError(f"cannot read the file as UTF-8 ({exc.reason} at byte {exc.start})", file=name) from None
+    except OSError as exc:
+        raise CaseError(f"cannot be read: {exc.strerror}", file=name) from None
+
+
 class _Table:
     """A CSV table as rows of strings, with located parsing helpers."""
 
     def __init__(self, path: Path, name: str) -> None:
         self.name = name
-        if not path.exists():
-            raise CaseError("file is missing", file=name)
         try:
-            with open(path, newline="", encoding="utf-8") as fh:
-                rows = list(csv.reader(fh))
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise CaseError(f"cannot read the file as UTF-8 CSV ({exc})", file=name) from None
+            rows = list(csv.reader(io.StringIO(read_text(path, name), newline="")))
+        except csv.Error as exc:
+            raise CaseError(f"cannot read the file as CSV ({exc})", file=name) from None
         if not rows:
             raise CaseError("file is empty (no header line)", file=name)
         self.header = [h.strip() for h in rows[0]]
@@ -142,10 +190,10 @@ class _Table:
 
 def _meta(folder: Path) -> dict[str, Any]:
     path = folder / F_META
-    if not path.exists():
+    if not os.path.lexists(path):
         raise CaseError("file is missing (is this a case folder?)", file=str(folder / F_META))
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda c: float(c))
+        meta = json.loads(read_text(path, F_META), parse_constant=lambda c: float(c))
     except json.JSONDecodeError as exc:
         raise CaseError(f"invalid JSON at line {exc.lineno}: {exc.msg}", file=F_META) from None
     if not isinstance(meta, dict):
@@ -274,7 +322,7 @@ def _feeder_line(t: _Table, r: Mapping[str, str], n_ph: int) -> FeederLine:
 
 
 def _assets(path: Path, name: str, cls: Callable[..., Any], id_col: str, text_cols: tuple[str, ...]) -> list[Any]:
-    if not path.exists():
+    if case_file(path, name, optional=True) is None:
         return []
     t = _Table(path, name)
     t.require(*COLUMNS[name])
@@ -293,7 +341,7 @@ def _assets(path: Path, name: str, cls: Callable[..., Any], id_col: str, text_co
 
 
 def _profiles(path: Path) -> pd.DataFrame | None:
-    if not path.exists():
+    if case_file(path, F_PROFILES, optional=True) is None:
         return None
     t = _Table(path, F_PROFILES)
     t.require(["hour"], strict=False)
