@@ -12,7 +12,10 @@ Bad input never gives a traceback: a CaseError (or an unknown case) prints
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+import traceback
 from typing import Callable, NamedTuple
 
 from agents.base import InfeasibleSetup, SolveError
@@ -194,24 +197,70 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _finish_folders(status: str, error: str | None = None) -> None:
+    """Mark the run folders of this process complete, failed or interrupted; name what a failed run kept."""
+    from scenarios.runs import ACTIVE
+
+    for folder in ACTIVE:
+        if folder.status == "running":
+            folder.finish(status, error)
+        if status != "complete" and folder.status is not None:
+            kept = folder.files()
+            print(f"{status}: run folder {folder.path} kept {len(kept)} file(s): {', '.join(kept[:8])}"
+                  + (", ..." if len(kept) > 8 else ""), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done, 2 bad input, 1 a failure of the run or of the environment
+    (a solver, the cluster, the disk), 130 interrupted. Every failure is one line on stderr; set
+    ``TDMARKET_DEBUG=1`` to get the traceback as well."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    status, error = "failed", None
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)
         if getattr(args, "handler", None) is None:
             parser.print_help(sys.stderr)
-            return 2
-        return int(args.handler(args) or 0)
+            return EXIT_BAD_INPUT
+        rc = int(args.handler(args) or 0)
+        status = "complete" if rc == 0 else "failed"
+        error = None if rc == 0 else f"exit status {rc}"
+        return rc
     except (CaseError, InfeasibleSetup) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        error = _one_line(exc)
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except SolveError as exc:
-        print(f"solver error: {exc}", file=sys.stderr)
-        return 1
+        error = _one_line(exc)
+        print(f"solver error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted (SIGINT)"
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as exc:  # the output folder, a full disk, the cluster's sockets
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        error = f"{where}{exc.strerror or _one_line(exc)}"
+        if exc.errno == errno.ENOSPC:
+            error = f"disk full: {error}"
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the one place where anything becomes one line
+        if os.environ.get("TDMARKET_DEBUG"):
+            traceback.print_exc()
+        error = f"{type(exc).__name__}: {_one_line(exc)}"
+        print(f"error: {error} (TDMARKET_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        _finish_folders(status, error)
 
 
 if __name__ == "__main__":

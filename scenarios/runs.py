@@ -16,6 +16,7 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, seed: int | None = 0) 
 
 # ------------------------------------------------------------------ atomic writes
 
+#: the mode of every file in a run folder (before the umask): readable by all, written by the owner
+FILE_MODE = 0o644
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -53,6 +64,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, FILE_MODE & ~_umask())  # mkstemp makes 0600: every run file gets the same documented mode
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -141,12 +153,42 @@ def _stamp(now: _dt.datetime | None = None) -> str:
     return (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
 
 
+def safe_name(name: str) -> str:
+    """A run-folder name made of ``[A-Za-z0-9._-]`` only (no separators, no ``..``, no leading dot)."""
+    out = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._-")
+    out = re.sub(r"\.{2,}", ".", out)
+    return out or "run"
+
+
+#: every run folder made in this process (``run.py`` marks them complete, failed or interrupted at the end)
+ACTIVE: list["RunFolder"] = []
+STATUSES = ("running", "complete", "failed", "interrupted")
+
+
+class OutputError(OSError):
+    """The run folder cannot be created or written (a failure of the environment: exit status 1)."""
+
+
 class RunFolder:
-    """A run's output folder; every ``write_*`` is atomic and returns the path written."""
+    """A run's output folder; every ``write_*`` is atomic and returns the path written.
+
+    ``manifest.json`` carries ``status``: ``running`` from the start, then ``complete``,
+    ``failed`` (with ``error``) or ``interrupted`` (see :meth:`finish`), so that a folder left by
+    a run that did not finish never looks finished. Permissions: the folder is made with mode
+    0755 and every file with 0644 (minus the umask), whoever writes it (see :data:`FILE_MODE`).
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise OutputError(exc.errno, f"cannot write the run folder {self.path}: {exc.strerror}") from None
+        self._manifest: dict[str, Any] | None = None
+        ACTIVE.append(self)
 
     @classmethod
     def create(cls, name: str, out: str | os.PathLike[str] | None = None, *, root: str | os.PathLike[str] = "results",
@@ -155,13 +197,15 @@ class RunFolder:
         if out is not None:
             return cls(out)
         root = Path(root)
-        base = f"{name}-{_stamp(now)}"
+        base = f"{safe_name(name)}-{_stamp(now)}"
         for k in range(1, 1000):
             p = root / (base if k == 1 else f"{base}-{k}")
             try:
                 p.mkdir(parents=True, exist_ok=False)
             except FileExistsError:
                 continue
+            except OSError as exc:
+                raise OutputError(exc.errno, f"cannot create the run folder {p}: {exc.strerror}") from None
             return cls(p)
         raise FileExistsError(f"no free run folder name under {root} for {base}")
 
@@ -199,10 +243,38 @@ class RunFolder:
             "versions": versions(),
             "constraints": constraints_status(),
             "git_commit": git_commit(),
+            "status": "running",
             **dict(extra or {}),
             **more,
         }
+        self._manifest = manifest
         return self.write_json("manifest.json", manifest)
+
+    @property
+    def status(self) -> str | None:
+        return None if self._manifest is None else self._manifest.get("status")
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Record how the run ended in ``manifest.json`` (``complete``, ``failed`` or ``interrupted``).
+
+        Best effort: if even that cannot be written (a full disk), the folder keeps ``running``.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        if self._manifest is None:
+            return
+        self._manifest.update(status=status, finished=_dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+        if error:
+            self._manifest["error"] = error
+        try:
+            self.write_json("manifest.json", self._manifest)
+        except OSError:
+            pass
+
+    def files(self) -> list[str]:
+        """The files written so far (relative names, sorted)."""
+        return sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()
+                      and not p.name.startswith("."))
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
