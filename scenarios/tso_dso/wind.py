@@ -36,6 +36,7 @@ from typing import Iterable
 
 import numpy as np
 
+from network.errors import CaseError
 from network.model import Case
 
 __all__ = ["WindModel", "WindScenarios", "IN_SAMPLE", "OUT_OF_SAMPLE", "wind_levels"]
@@ -156,18 +157,32 @@ class WindModel:
         """
         farms = [u for u in case.units if u.kind == "wind"]
         if not farms:
-            raise ValueError(f"case {case.name} has no wind farms (units of kind 'wind')")
+            raise CaseError(f"case {case.name} has no wind farms (units of kind 'wind'); the tso-dso protocol needs "
+                            f"them (see README § case folders)", file="units.csv", column="kind")
         for u in farms:
             for col in ("x", "y", "mean_share"):
                 if math.isnan(getattr(u, col)):
-                    raise ValueError(f"wind farm {u.id} has no '{col}'")
+                    raise CaseError(f"wind farm {u.id} has no '{col}'", file="units.csv", row=u.row, column=col,
+                                    key=u.id)
+            if u.mean_share < 0:
+                raise CaseError(f"the mean share of wind farm {u.id} must be >= 0, got {u.mean_share!r}",
+                                file="units.csv", row=u.row, column="mean_share", key=u.id)
+        for i, u in enumerate(farms):
+            for w in farms[i + 1:]:
+                if (u.x, u.y) == (w.x, w.y):
+                    raise CaseError(f"wind farms {u.id} and {w.id} (row {w.row}) are at the same location "
+                                    f"({u.x:g}, {u.y:g}): their correlation matrix is singular; move one or "
+                                    f"merge them", file="units.csv", row=u.row, column="x", key=u.id)
         p = case.parameters
-        return cls(farm_ids=tuple(u.id for u in farms), shares=np.array([u.mean_share for u in farms]),
-                   xy=np.array([[u.x, u.y] for u in farms]),
-                   total_demand=float(sum(d.p_max for d in case.loads)),
-                   sd_fraction=float(sd_fraction if sd_fraction is not None else p.get("wind_sd_fraction", 0.1)),
-                   kappa=float(p.get("wind_corr_kappa", 1.0)), a=float(p.get("wind_corr_a", 1.1)),
-                   b=float(p.get("wind_corr_b", 0.1)))
+        try:
+            return cls(farm_ids=tuple(u.id for u in farms), shares=np.array([u.mean_share for u in farms]),
+                       xy=np.array([[u.x, u.y] for u in farms]),
+                       total_demand=float(sum(d.p_max for d in case.loads)),
+                       sd_fraction=float(sd_fraction if sd_fraction is not None else p.get("wind_sd_fraction", 0.1)),
+                       kappa=float(p.get("wind_corr_kappa", 1.0)), a=float(p.get("wind_corr_a", 1.1)),
+                       b=float(p.get("wind_corr_b", 0.1)))
+        except ValueError as exc:  # the model's own checks, on the case's wind parameters
+            raise CaseError(str(exc), file="case.json", column="parameters") from None
 
     # ------------------------------------------------------------------- moments
     @property
