@@ -102,3 +102,23 @@ def test_run_files_have_the_documented_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert p.stat().st_mode & 0o777 == runs.FILE_MODE & ~umask
+
+
+def test_interrupt_keeps_finished_days(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from coordinator.tes import protocol
+
+    real = protocol.TESProtocol.run_day
+
+    def second_day_interrupted(self, day=0, **kw):
+        if day >= 1:
+            raise KeyboardInterrupt
+        return real(self, day, **kw)
+
+    monkeypatch.setattr(protocol.TESProtocol, "run_day", second_day_interrupted)
+    out = tmp_path / "run"
+    assert cli.main(["tes-day", "--days", "3", "--no-benchmarks", "--out", str(out)]) == 130
+    assert _manifest(out)["status"] == "interrupted"
+    assert list(pd.read_parquet(out / "days.parquet")["day"]) == [0]
+    assert set(pd.read_parquet(out / "dispatch.parquet")["day"]) == {0}

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"day {res.day}: {len(res.iterations)} iteration(s), "
                               f"{'converged' if res.converged else 'NOT converged'} ({res.stop_reason}), "
                               f"{res.wall_time_s:.2f} s")
+                write_tables(folder, model, boundary)  # each finished day is kept, even if a later one fails
         finally:
             runtime.shutdown()
             boundary.close()
@@ -127,11 +128,16 @@ def max_schedule_diff(a: Any, b: Any) -> float:
     return float(max(diffs))
 
 
+def write_tables(folder: RunFolder, model: TESMarketModel, boundary: Boundary) -> None:
+    """The Parquet tables of the days finished so far (rewritten atomically after every day)."""
+    for name, df in tables(model, boundary).items():
+        folder.write_parquet(f"{name}.parquet", df)
+
+
 def write_results(folder: RunFolder, model: TESMarketModel, boundary: Boundary) -> None:
     from . import plots as tes_plots
 
-    for name, df in tables(model, boundary).items():
-        folder.write_parquet(f"{name}.parquet", df)
+    write_tables(folder, model, boundary)
     last = model.results[-1]
     for name, fig in tes_plots.all_figures(last).items():
         folder.write_png(f"{name}.png", fig)
