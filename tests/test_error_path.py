@@ -122,3 +122,15 @@ def test_interrupt_keeps_finished_days(tmp_path, monkeypatch):
     assert _manifest(out)["status"] == "interrupted"
     assert list(pd.read_parquet(out / "days.parquet")["day"]) == [0]
     assert set(pd.read_parquet(out / "dispatch.parquet")["day"]) == {0}
+
+
+def test_unreachable_cluster_fails_fast_with_one_line(tmp_path):
+    env = {**os.environ, "TDMARKET_RAY_TIMEOUT": "2"}
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "tes-day", "--runtime", "ray", "--ray-address",
+                           "127.0.0.1:1", "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env=env)
+    assert proc.returncode == 1
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("error: cannot reach the Ray cluster at 127.0.0.1:1 within 2 s"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _manifest(tmp_path / "run")["status"] == "failed"

@@ -15,7 +15,7 @@ from ..messages import Message
 from .base import PID_METHOD, PROJECT_PACKAGES, Runtime, _project_root
 from .errors import HostCrashed, HostError, _annotate, _describe_batch, _label
 
-__all__ = ["RayRuntime", "init_ray"]
+__all__ = ["RayRuntime", "init_ray", "ClusterUnreachable", "wait_for_address"]
 log = logging.getLogger(__name__)
 
 
@@ -130,6 +130,51 @@ def _remote_actor_class() -> Any:
 
 
 # --------------------------------------------------------------------------- Ray runtime
+#: seconds to wait for a cluster's address to answer before giving up (``TDMARKET_RAY_TIMEOUT`` overrides)
+CONNECT_TIMEOUT_S = 30.0
+
+
+class ClusterUnreachable(ConnectionError):
+    """Nothing answers at the cluster address within the timeout (an environment failure: exit status 1)."""
+
+
+def connect_timeout() -> float:
+    v = os.environ.get("TDMARKET_RAY_TIMEOUT")
+    try:
+        return float(v) if v else CONNECT_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"TDMARKET_RAY_TIMEOUT must be a number of seconds, got {v!r}") from None
+
+
+def wait_for_address(address: str, timeout: float | None = None) -> None:
+    """Wait until ``HOST:PORT`` accepts a TCP connection; :class:`ClusterUnreachable` after ``timeout`` s.
+
+    Ray itself retries an unreachable address for minutes; this bounds the wait and names the address.
+    """
+    import socket
+    import time
+
+    timeout = connect_timeout() if timeout is None else float(timeout)
+    host, _, port = address.rpartition(":")
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise ClusterUnreachable(f"the cluster address {address!r} is not HOST:PORT") from None
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", port_n), timeout=max(0.1, min(left, 5.0))):
+                return
+        except OSError as exc:
+            last = exc.strerror or str(exc)
+        if time.monotonic() + 1.0 > deadline:
+            raise ClusterUnreachable(f"cannot reach the Ray cluster at {address} within {timeout:g} s ({last}); "
+                                     f"is 'ray start --head' running there? (TDMARKET_RAY_TIMEOUT sets the wait)")
+        time.sleep(1.0)
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime_env: Any = "auto",
              **init_kwargs: Any) -> bool:
     """Start or join Ray so that actors can import the project; returns True if it started a session here.
@@ -158,6 +203,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime
             if str(root) not in paths:
                 os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
     else:
+        if addr != "auto" and "://" not in addr:
+            wait_for_address(addr)
         # Ray 2.60 turns token authentication on by itself only for a new local instance and for
         # address "auto"; with an explicit HOST:PORT it stays off unless RAY_AUTH_MODE=token, and
         # the connection to a cluster that has it on fails. Turn it on when a token is available
