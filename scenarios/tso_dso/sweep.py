@@ -81,6 +81,56 @@ def sweep_level(case_name: str, index: int, factor: float, n_in: int, n_oos: int
     return {"index": index, "factor": factor, "time_s": time.perf_counter() - t0}
 
 
+class SweepRunning(OSError):
+    """Another sweep holds the folder's lock (exit status 1)."""
+
+
+def _lock(folder: Path) -> Any:
+    """Hold ``.sweep.lock`` in the run folder for the whole sweep; refuse if another sweep holds it.
+
+    The lock is an ``flock`` on an open file: it goes away with the last process holding the file
+    (the sweep and its workers, which die with it), so a crashed sweep leaves no stale lock.
+    """
+    import fcntl
+
+    fh = open(folder / ".sweep.lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        who = fh.read().strip() or "?"
+        fh.close()
+        raise SweepRunning(f"a sweep is still running in {folder} (pid {who}); wait for it to finish or stop it "
+                           f"before --resume") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: the kernel sends SIGTERM to this worker when the sweep process dies (Linux)."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the pool is still shut down on signals by the parent
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _stop_pool(pool: cf.Executor) -> None:
+    """Cancel what has not started and end the workers now (an interrupt must not wait for levels)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in list(getattr(pool, "_processes", {}).values() or []):
+        proc.terminate()
+
+
 def run_sweep(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -97,6 +147,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     folder = RunFolder.create(SWEEP_NAME, args.out)
+    folder.sweep_lock = _lock(folder.path)  # held until the process (and its workers) end
     levels = wind_levels(args.levels)
     todo = [i for i in range(len(levels)) if not (args.resume and _level_file(folder.path, i).exists())]
     if not args.resume or not folder.exists("manifest.json"):
@@ -116,20 +167,24 @@ def run_sweep(args: argparse.Namespace) -> int:
             init_ray(args.ray_address)
             pool: cf.Executor = cf.ThreadPoolExecutor(max_workers=workers)
         else:
-            pool = cf.ProcessPoolExecutor(max_workers=workers)
+            pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent)
         with pool, Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TimeElapsedColumn(), console=console) as prog:
             task = prog.add_task("wind levels", total=len(todo))
             futs = {pool.submit(sweep_level, index=i, factor=float(levels[i]), **job): i for i in todo}
-            for fut in cf.as_completed(futs):
-                i = futs[fut]
-                try:
-                    r = fut.result()
-                    prog.console.print(f"level {i:2d} (f = {levels[i]:.3f}) done in {r['time_s']:.1f} s")
-                except Exception as exc:  # report and go on with the other levels
-                    failures.append(f"level {i}: {type(exc).__name__}: {exc}")
-                    prog.console.print(f"[red]level {i} failed: {exc}")
-                prog.advance(task)
+            try:
+                for fut in cf.as_completed(futs):
+                    i = futs[fut]
+                    try:
+                        r = fut.result()
+                        prog.console.print(f"level {i:2d} (f = {levels[i]:.3f}) done in {r['time_s']:.1f} s")
+                    except Exception as exc:  # report and go on with the other levels
+                        failures.append(f"level {i}: {type(exc).__name__}: {exc}")
+                        prog.console.print(f"[red]level {i} failed: {exc}")
+                    prog.advance(task)
+            except BaseException:  # an interrupt: stop the workers instead of waiting for their levels
+                _stop_pool(pool)
+                raise
     wall = time.perf_counter() - t0
     done = [i for i in range(len(levels)) if _level_file(folder.path, i).exists()]
     if not done:
