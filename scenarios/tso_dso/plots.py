@@ -100,7 +100,10 @@ def plot_sweep_congestion(welfare: pd.DataFrame) -> Any:
     for ax in axes:
         ax.set_xlabel("wind penetration")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+        else:  # no out-of-sample evaluation in this sweep (--oos 0)
+            ax.text(0.5, 0.5, "no out-of-sample scenarios", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle("Real-time congestion (out of sample; a line within 10.5 MW of its rating)")
     fig.tight_layout()
     return fig
