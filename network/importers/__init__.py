@@ -17,7 +17,8 @@ One module per source; this package re-exports their public names:
 - :mod:`.matpower` -- ``read_matpower`` and ``parse_matpower`` for MATPOWER ``.m``
   files.
 - :mod:`.pandapower_tables` (reading pandapower tables) and :mod:`.common`
-  (error location, load records, the default owners) are the shared helpers.
+  (error location, load records, the parameters of an imported case, a
+  transmission case with its default owners) are the shared helpers.
 
 The per-source conventions (units, per unit bases, ids, what is dropped) are in
 each module's docstring.

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CaseError
-from ..model import TRANSMISSION, Bus, Case, DCLine, Owner, TransmissionGrid, Unit
-from .common import _load, _located
+from ..model import TRANSMISSION, Bus, Case, DCLine, TransmissionGrid, Unit
+from .common import _load, _located, _transmission_case
 
 
 BUS_COLS = ("BUS_I", "BUS_TYPE", "PD", "QD", "GS", "BS", "BUS_AREA", "VM", "VA", "BASE_KV", "ZONE", "VMAX", "VMIN")
@@ -184,15 +184,10 @@ def read_matpower(path: str | os.PathLike[str], name: str | None = None) -> Case
                               cost=c1, row=k))
         if c2k:
             c2[uid] = c2k
-    owners = [Owner("TSO", "tso", 0), Owner("GENCO", "der_manager", 0), Owner("RETAIL", "load_aggregator", 0)]
-    params: dict[str, Any] = {"horizon": 1, "source": "matpower", "energy_price_unit": "$/MWh"}
-    if c2:
-        params["cost_c2"] = c2
     desc = f"{name}: transmission grid read from the MATPOWER file {fname} (DC lines)"
     if shifted:
         desc += f"; {shifted} phase shift(s) ignored"
-    return Case(name, transmission=grid, owners=owners, units=units, loads=loads, parameters=params,
-                power_unit="MW", description=desc)
+    return _transmission_case(name, grid, units, loads, c2, source="matpower", description=desc)
 
 
 def _check_unique(ids: list[str], file: str, column: str) -> None:

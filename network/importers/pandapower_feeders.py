@@ -32,12 +32,13 @@ from collections import deque
 from typing import Any, Mapping
 
 import numpy as np
+import pandas as pd
 
 from ..errors import CaseError
 from ..model import Case, Feeder, FeederLine, FeederNode, Load, Owner, Unit
-from .common import _load, _located
-from .pandapower_tables import (SQRT3, UNLIMITED_KA, _active, _bus_ids, _col, _f, _merge_switches, _names, _pp_loads,
-                                _pp_units, _UnionFind, _unsupported)
+from .common import _load, _located, _parameters
+from .pandapower_tables import (SQRT3, UNLIMITED_KA, _active, _branch_ids, _bus_ids, _col, _f, _merge_switches, _names,
+                                _pp_loads, _pp_units, _UnionFind, _unsupported)
 
 
 def _feeder_tree(net: Any, head_bus: Any, edges: list[tuple[str, Any, Any, Any, bool]],
@@ -89,6 +90,25 @@ def _head_of(net: Any) -> tuple[Any, float]:
     return eg["bus"].iloc[0], _f(eg["vm_pu"].iloc[0], 1.0)
 
 
+def _power_scale(power_unit: str) -> float:
+    """Powers in ``power_unit`` (``"MW"`` or ``"kW"``) per MW."""
+    if power_unit not in ("MW", "kW"):
+        raise CaseError(f"power_unit must be 'MW' or 'kW', got {power_unit!r}", column="power_unit")
+    return 1000.0 if power_unit == "kW" else 1.0
+
+
+def _feeder_nodes(parent: Mapping[Any, Any], names: Mapping[Any, str], bus_df: pd.DataFrame, phases: str,
+                  v_min: float, v_max: float) -> list[FeederNode]:
+    """One node per bus of the tree ``parent`` (bus -> parent bus, head -> None), on ``phases``;
+    voltage limits from ``min_vm_pu``/``max_vm_pu``, else ``v_min``/``v_max``."""
+    nodes = []
+    for b, p in parent.items():
+        with _located("bus", b, {"v_min_pu": "min_vm_pu", "v_max_pu": "max_vm_pu"}):
+            nodes.append(FeederNode(names[b], phases, None if p is None else names[p],
+                                    _col(bus_df, b, "min_vm_pu", v_min), _col(bus_df, b, "max_vm_pu", v_max)))
+    return nodes
+
+
 def from_pandapower_feeder(net: Any, name: str, *, s_base_mva: float | None = None, feeder_id: str = "F1",
                            power_unit: str = "MW") -> Case:
     """A single-phase radial :class:`Feeder` case (e.g. ``case33bw``) from pandapower.
@@ -103,9 +123,7 @@ def from_pandapower_feeder(net: Any, name: str, *, s_base_mva: float | None = No
     totals). Transformers inside the feeder are lines with their short-circuit
     impedance (nominal ratio only).
     """
-    if power_unit not in ("MW", "kW"):
-        raise CaseError(f"power_unit must be 'MW' or 'kW', got {power_unit!r}", column="power_unit")
-    scale = 1000.0 if power_unit == "kW" else 1.0
+    scale = _power_scale(power_unit)
     _unsupported(net, ("trafo3w", "impedance", "dcline", "xward", "ward"))
     sb = float(net.sn_mva if s_base_mva is None else s_base_mva)
     head_bus, v_head = _head_of(net)
@@ -147,11 +165,7 @@ def from_pandapower_feeder(net: Any, name: str, *, s_base_mva: float | None = No
     parent, oriented = _feeder_tree(net, head_bus, edges, uf)
     names = _bus_ids(net)
     nid = {i: names[uf.find(i)] for i in bus_df.index if uf.find(i) in parent}
-    nodes = []
-    for b, p in parent.items():
-        with _located("bus", b, {"v_min_pu": "min_vm_pu", "v_max_pu": "max_vm_pu"}):
-            nodes.append(FeederNode(names[b], "a", None if p is None else names[p],
-                                    _col(bus_df, b, "min_vm_pu", 0.95), _col(bus_df, b, "max_vm_pu", 1.05)))
+    nodes = _feeder_nodes(parent, names, bus_df, "a", 0.95, 1.05)
     lid = _names(lines_df, "L")
     tid = _names(trafo_df, "T")
     flines = []
@@ -163,17 +177,24 @@ def from_pandapower_feeder(net: Any, name: str, *, s_base_mva: float | None = No
     feeder = Feeder(feeder_id, nodes, flines, n_phases=1, v_head=v_head, s_base_kva=1000.0 * sb,
                     v_base_kv=float(vn[head_bus]))
     loads = _pp_loads(net, nid, feeder_id, "a", "LA", scale=scale)
-    units, c2 = _pp_units(net, nid, feeder_id, "a", "DERM", scale=scale, ext_grid_pmax=None,
+    return _feeder_case(net, name, feeder, nid, loads, scale=scale, power_unit=power_unit,
+                        description=f"{name}: single-phase radial feeder imported from pandapower")
+
+
+FEEDER_OWNERS = (Owner("DSO", "dso", 1), Owner("LA", "load_aggregator", 1), Owner("DERM", "der_manager", 1),
+                 Owner("MG", "main_grid"))
+
+
+def _feeder_case(net: Any, name: str, feeder: Feeder, nid: Mapping[Any, str], loads: list[Load], *, scale: float,
+                 power_unit: str, description: str) -> Case:
+    """The case of one imported feeder: ``loads`` (of ``LA``), the generators as Units of
+    ``DERM`` and the ext_grid, if its ``max_p_mw`` is finite, as the ``main_grid`` Unit ``MG``
+    of owner ``MG``; the feeder operated by ``DSO``."""
+    units, c2 = _pp_units(net, nid, feeder.id, feeder.phase_frame, "DERM", scale=scale, ext_grid_pmax=None,
                           ext_grid_kind="main_grid", ext_grid_owner="MG")
     units = [_rename(u, "MG") if u.kind == "main_grid" else u for u in units]
-    owners = [Owner("DSO", "dso", 1), Owner("LA", "load_aggregator", 1), Owner("DERM", "der_manager", 1),
-              Owner("MG", "main_grid")]
-    params: dict[str, Any] = {"horizon": 1, "source": "pandapower",
-                              "energy_price_unit": f"$/{'MWh' if power_unit == 'MW' else 'kWh'}"}
-    if c2:
-        params["cost_c2"] = c2
-    return Case(name, feeders=[feeder], owners=owners, units=units, loads=loads, parameters=params,
-                power_unit=power_unit, description=f"{name}: single-phase radial feeder imported from pandapower")
+    return Case(name, feeders=[feeder], owners=FEEDER_OWNERS, units=units, loads=loads,
+                parameters=_parameters("pandapower", power_unit, c2), power_unit=power_unit, description=description)
 
 
 def _rename(u: Unit, new_id: str) -> Unit:
@@ -209,9 +230,7 @@ def from_pandapower_lv_asymmetric(net: Any, name: str, *, s_base_kva: float = 10
     (EN 50160; the base case of ``ieee_european_lv_asymmetric`` reaches 1.068 pu
     on phase c with the source at 1.05 pu).
     """
-    if power_unit not in ("MW", "kW"):
-        raise CaseError(f"power_unit must be 'MW' or 'kW', got {power_unit!r}", column="power_unit")
-    scale = 1000.0 if power_unit == "kW" else 1.0
+    scale = _power_scale(power_unit)
     _unsupported(net, ("trafo3w", "impedance", "dcline", "xward", "ward"))
     ext_bus, vm = _head_of(net)
     bus_df = _active(net, "bus")
@@ -294,17 +313,9 @@ def from_pandapower_lv_asymmetric(net: Any, name: str, *, s_base_kva: float = 10
     nid = {i: names[uf.find(i)] for i in bus_df.index if uf.find(i) in parent}
     if ext_bus not in nid:  # ideal transformer: the ext_grid sits at the LV head
         nid[ext_bus] = names[uf.find(head_bus)]
-    nodes = []
-    for b, p in parent.items():
-        with _located("bus", b, {"v_min_pu": "min_vm_pu", "v_max_pu": "max_vm_pu"}):
-            nodes.append(FeederNode(names[b], "abc", None if p is None else names[p],
-                                    _col(bus_df, b, "min_vm_pu", 0.9), _col(bus_df, b, "max_vm_pu", 1.1)))
+    nodes = _feeder_nodes(parent, names, bus_df, "abc", 0.9, 1.1)
     lines_df = _active(net, "line")
-    lid = _names(lines_df, "L")
-    tid = _names(trafo_df, "T")
-    if set(lid.values()) & set(tid.values()):
-        lid = {i: f"L{i}" for i in lines_df.index}
-        tid = {i: f"T{i}" for i in trafo_df.index}
+    lid, tid = _branch_ids(lines_df, trafo_df)
     flines = []
     for t, i, a, b in oriented:
         rm, xm, smax = imp[(t, i)]
@@ -319,18 +330,8 @@ def from_pandapower_lv_asymmetric(net: Any, name: str, *, s_base_kva: float = 10
                     v_base_kv=float(vn[lv_bus]) / SQRT3)
     loads = _pp_loads(net, nid, feeder_id, "abc", "LA", scale=scale)
     loads += _asym_loads(net, nid, feeder_id, scale)
-    units, c2 = _pp_units(net, nid, feeder_id, "abc", "DERM", scale=scale, ext_grid_pmax=None,
-                          ext_grid_kind="main_grid", ext_grid_owner="MG")
-    units = [_rename(u, "MG") if u.kind == "main_grid" else u for u in units]
-    owners = [Owner("DSO", "dso", 1), Owner("LA", "load_aggregator", 1), Owner("DERM", "der_manager", 1),
-              Owner("MG", "main_grid")]
-    params: dict[str, Any] = {"horizon": 1, "source": "pandapower",
-                              "energy_price_unit": f"$/{'MWh' if power_unit == 'MW' else 'kWh'}"}
-    if c2:
-        params["cost_c2"] = c2
-    return Case(name, feeders=[feeder], owners=owners, units=units, loads=loads, parameters=params,
-                power_unit=power_unit,
-                description=f"{name}: three-phase unbalanced LV feeder imported from pandapower")
+    return _feeder_case(net, name, feeder, nid, loads, scale=scale, power_unit=power_unit,
+                        description=f"{name}: three-phase unbalanced LV feeder imported from pandapower")
 
 
 def _asym_loads(net: Any, nid: Mapping[Any, str], feeder_id: str, scale: float) -> list[Load]:

@@ -2,7 +2,8 @@
 
 One job: turn pandapower's element tables into what the importers build from --
 in-service rows (:func:`_active`), numbers with defaults (:func:`_f`,
-:func:`_col`), element ids from names (:func:`_names`, :func:`_bus_ids`), buses
+:func:`_col`), element ids from names (:func:`_names`, :func:`_bus_ids`,
+:func:`_branch_ids`), buses
 merged by closed bus-bus switches and lines opened by switches
 (:class:`_UnionFind`, :func:`_merge_switches`), cost coefficients from
 ``poly_cost``/``pwl_cost`` (:func:`_cost_table`), and the :class:`Load` and
@@ -54,6 +55,17 @@ def _names(df: pd.DataFrame, prefix: str) -> dict[Any, str]:
         if all(names) and len(set(names)) == len(names):
             return dict(zip(df.index, names))  # type: ignore[arg-type]
     return {i: f"{prefix}{i}" for i in df.index}
+
+
+def _branch_ids(lines: pd.DataFrame, trafos: pd.DataFrame) -> tuple[dict[Any, str], dict[Any, str]]:
+    """Line and transformer ids (:func:`_names` with ``L``/``T``); ``L<index>`` and
+    ``T<index>`` for all of them if a name is used by a line and a transformer."""
+    lid = _names(lines, "L")
+    tid = _names(trafos, "T")
+    if set(lid.values()) & set(tid.values()):
+        lid = {i: f"L{i}" for i in lines.index}
+        tid = {i: f"T{i}" for i in trafos.index}
+    return lid, tid
 
 
 def _bus_ids(net: Any) -> dict[int, str]:

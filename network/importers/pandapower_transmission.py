@@ -18,10 +18,10 @@ import math
 from typing import Any
 
 from ..errors import CaseError
-from ..model import TRANSMISSION, Bus, Case, DCLine, Owner, TransmissionGrid
-from .common import _located
-from .pandapower_tables import (SQRT3, UNLIMITED_KA, _active, _bus_ids, _col, _f, _merge_switches, _names, _pp_loads,
-                                _pp_units, _UnionFind, _unsupported)
+from ..model import TRANSMISSION, Bus, Case, DCLine, TransmissionGrid
+from .common import _located, _transmission_case
+from .pandapower_tables import (SQRT3, UNLIMITED_KA, _active, _branch_ids, _bus_ids, _col, _f, _merge_switches,
+                                _pp_loads, _pp_units, _UnionFind, _unsupported)
 
 
 def from_pandapower_transmission(net: Any, name: str) -> Case:
@@ -54,11 +54,7 @@ def from_pandapower_transmission(net: Any, name: str) -> Case:
             buses.append(Bus(bid[i], 0, _col(bus_df, i, "min_vm_pu", 0.9), _col(bus_df, i, "max_vm_pu", 1.1)))
     lines_df = _active(net, "line")
     trafo_df = _active(net, "trafo")
-    lid = _names(lines_df, "L")
-    tid = _names(trafo_df, "T")
-    if set(lid.values()) & set(tid.values()):
-        lid = {i: f"L{i}" for i in lines_df.index}
-        tid = {i: f"T{i}" for i in trafo_df.index}
+    lid, tid = _branch_ids(lines_df, trafo_df)
     lines: list[DCLine] = []
     for i, r in lines_df.iterrows():
         if i in open_lines or r["from_bus"] not in bid or r["to_bus"] not in bid:
@@ -107,9 +103,5 @@ def from_pandapower_transmission(net: Any, name: str) -> Case:
     loads = _pp_loads(net, bid, TRANSMISSION, "abc", "RETAIL", scale=1.0)
     total_load = sum(d.p_max for d in loads)
     units, c2 = _pp_units(net, bid, TRANSMISSION, "abc", "GENCO", scale=1.0, ext_grid_pmax=total_load)
-    owners = [Owner("TSO", "tso", 0), Owner("GENCO", "der_manager", 0), Owner("RETAIL", "load_aggregator", 0)]
-    params: dict[str, Any] = {"horizon": 1, "source": "pandapower", "energy_price_unit": "$/MWh"}
-    if c2:
-        params["cost_c2"] = c2
-    return Case(name, transmission=grid, owners=owners, units=units, loads=loads, parameters=params,
-                power_unit="MW", description=f"{name}: transmission grid imported from pandapower (DC lines)")
+    return _transmission_case(name, grid, units, loads, c2, source="pandapower",
+                              description=f"{name}: transmission grid imported from pandapower (DC lines)")
