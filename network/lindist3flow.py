@@ -58,8 +58,9 @@ Large feeders
 matrices) and a sparse form (auxiliary P, Q, w variables and the branch
 recursions). Given the node-phases that carry meters (``active``), it also drops
 the limit rows that can never bind (:meth:`LinDist3Flow.reduction`: nodes inside
-chains of proportional lines and meterless branches); the reduction is exact,
-and on the 907-node IEEE European LV feeder it keeps 1 row in 8.
+chains of proportional lines and meterless branches; the algorithm is in
+:mod:`network.lindist3flow_reduction`); the reduction is exact, and on the
+907-node IEEE European LV feeder it keeps 1 row in 8.
 """
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .lindist3flow_reduction import Reduction, reduce_rows
 from .model import PHASES, Feeder, MeterLocation
 
 _A = np.exp(2j * np.pi / 3)
@@ -84,11 +86,6 @@ FAMILIES = ("voltage_min", "voltage_max", "line_p_max", "line_p_min", "line_q_ma
 
 #: Above this many node-phases, :meth:`LinDist3Flow.constraints` uses the sparse form.
 DENSE_LIMIT = 600
-
-
-#: Two lines' drop matrices count as proportional when their normalised (MP, MQ)
-#: differ by at most this much (case data carry about 8 significant digits).
-_PROPORTIONAL = 1e-7
 
 
 def coupling_matrices(r: np.ndarray, x: np.ndarray, phases: str, frame: str = PHASES,
@@ -469,24 +466,7 @@ class LinDist3Flow:
         return NetworkConstraints(out, aux_cons, aux, form)
 
     # ------------------------------------------------------------ exact row reduction
-    def _active_mask(self, active) -> np.ndarray:
-        if active is None:
-            return np.ones(self.n, bool)
-        if sp.issparse(active) or (isinstance(active, np.ndarray) and active.ndim == 2):
-            a = sp.csr_matrix(active)
-            if a.shape[0] != self.n:
-                raise ValueError(f"an injection matrix for 'active' needs {self.n} rows, got {a.shape[0]}")
-            return np.diff(a.indptr) > 0  # rows with stored entries
-        a = np.asarray(active)
-        if a.dtype == bool:
-            if a.shape != (self.n,):
-                raise ValueError(f"an 'active' mask needs shape ({self.n},), got {a.shape}")
-            return a.copy()
-        mask = np.zeros(self.n, bool)
-        mask[a.astype(int)] = True
-        return mask
-
-    def reduction(self, active=None) -> "Reduction":
+    def reduction(self, active=None) -> Reduction:
         """The smallest tree the builder needs when only ``active`` node-phases inject.
 
         A node is kept (is a *key* node) if it is active, hangs directly on the
@@ -501,117 +481,7 @@ class LinDist3Flow:
         reduction is exact: any (p_net, q_net) with zeros outside ``active``
         meets the kept rows if and only if it meets all rows.
         """
-        mask = self._active_mask(active)
-        f = self.feeder
-        nodes = [nd for nd in f.node_order if nd != f.head]
-        if mask.all():
-            key_nodes = set(nodes)
-        else:
-            act = {self.node_phases[i][0] for i in np.flatnonzero(mask)}
-            lim = {nd: (f.node(nd).v_min, f.node(nd).v_max) for nd in f.node_order}
-            sig = {nd: self._drop_signature(nd) for nd in nodes}
-            needed: dict[str, bool] = {}
-            key_nodes = set()
-            for nd in reversed(nodes):
-                par = f.node(nd).parent
-                below = [c for c in f.graph.successors(nd) if needed[c]]
-                if nd in act or par == f.head or len(below) >= 2:
-                    is_key = True
-                elif len(below) == 1:
-                    c = below[0]
-                    is_key = (lim[nd] != lim[par] or lim[nd] != lim[c] or f.node(c).phases != f.node(nd).phases
-                              or not np.allclose(sig[nd], sig[c], rtol=0.0, atol=_PROPORTIONAL))
-                else:  # nothing below: no flow, voltage = the parent's
-                    is_key = lim[nd] != lim[par]
-                if is_key:
-                    key_nodes.add(nd)
-                needed[nd] = is_key or bool(below)
-        return self._reduced(nodes, key_nodes)
-
-    def _drop_signature(self, nd: str) -> np.ndarray:
-        mp, mq = self._blocks[nd]
-        v = np.concatenate([mp.ravel(), mq.ravel()])
-        return v / np.linalg.norm(v)
-
-    def _reduced(self, nodes: list[str], key_nodes: set[str]) -> "Reduction":
-        f = self.feeder
-        key = np.array([i for i, (nd, _) in enumerate(self.node_phases) if nd in key_nodes], int)
-        pos = np.full(self.n, -1)
-        pos[key] = np.arange(len(key))
-        parent = np.full(len(key), -1)
-        dp_rows, dq_rows, cols, dp_v, dq_v = [], [], [], [], []
-        p_lim = {"P": (self.p_max, np.full(len(key), np.inf), np.zeros(len(key), int)),
-                 "Q": (self.q_max, np.full(len(key), np.inf), np.zeros(len(key), int))}
-        for nd in (x for x in nodes if x in key_nodes):
-            phases = f.node(nd).phases
-            rows_j = np.array([self.index[(nd, ph)] for ph in phases])
-            chain = [nd]  # nodes whose incoming lines form the chain up to the key parent
-            up = f.node(nd).parent
-            while up != f.head and up not in key_nodes:
-                chain.append(up)
-                up = f.node(up).parent
-            blk_p = np.zeros((len(phases), len(phases)))
-            blk_q = np.zeros_like(blk_p)
-            for c in chain:  # every chain node has the phases of nd
-                r = np.array([self.index[(c, ph)] for ph in phases])
-                blk_p += self._blocks[c][0]
-                blk_q += self._blocks[c][1]
-                for lim_all, best, arg in p_lim.values():
-                    better = lim_all[r] < best[pos[rows_j]]
-                    best[pos[rows_j[better]]] = lim_all[r[better]]
-                    arg[pos[rows_j[better]]] = r[better]
-            for a, ph in enumerate(phases):
-                j = pos[rows_j[a]]
-                if up != f.head:
-                    parent[j] = pos[self.index[(up, ph)]]
-                for b in range(len(phases)):
-                    dp_rows.append(j)
-                    cols.append(pos[rows_j[b]])
-                    dp_v.append(blk_p[a, b])
-                    dq_v.append(blk_q[a, b])
-        k = len(key)
-        dp = sp.csr_matrix((dp_v, (dp_rows, cols)), shape=(k, k))
-        dq = sp.csr_matrix((dq_v, (dp_rows, cols)), shape=(k, k))
-        fams: dict[str, LimitFamily] = {}
-        positions: dict[str, np.ndarray] = {}
-        for name, fam in self.families.items():
-            if fam.quantity == "w":
-                keep = np.flatnonzero(np.isin(fam.sel, key))
-                sel, bound, where = fam.sel[keep], fam.bound[keep], pos[fam.sel[keep]]
-            elif fam.quantity in ("P", "Q"):
-                _, best, arg = p_lim[fam.quantity]
-                where = np.flatnonzero(np.isfinite(best))
-                sel = arg[where]
-                bound = fam.sign * best[where]  # bound is +lim for *_max and -lim for *_min
-            else:
-                fams[name] = fam
-                continue
-            if len(sel):
-                rows = self.node_phases if fam.quantity == "w" else self.line_phases
-                fams[name] = LimitFamily(name, fam.quantity, tuple(rows[i] for i in sel), sel, fam.sign,
-                                         np.asarray(bound, float), fam.unit, self)
-                positions[name] = where
-        return Reduction(key, parent, dp, dq, fams, positions)
-
-
-@dataclass(frozen=True, eq=False)
-class Reduction:
-    """The tree the constraint builder works on (see :meth:`LinDist3Flow.reduction`).
-
-    ``key``: the node-phase indices kept, in order; ``parent[k]``: position in
-    ``key`` of row k's parent row (-1 below the head); ``dp``/``dq``: block-diagonal
-    MP/MQ summed over each key node's chain of lines; ``families``: the kept limit
-    rows (LimitFamily objects with ``sel``/``rows`` subsets of the full ones);
-    ``pos[family]``: for each kept row, the position in ``key`` of the variable
-    (w, or the chain flow P/Q) it bounds.
-    """
-
-    key: np.ndarray
-    parent: np.ndarray
-    dp: sp.csr_matrix
-    dq: sp.csr_matrix
-    families: dict[str, LimitFamily]
-    pos: dict[str, np.ndarray]
+        return reduce_rows(self, active, self._blocks)
 
 
 def _as_expr(x) -> cp.Expression:
