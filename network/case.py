@@ -44,9 +44,9 @@ class Case:
         self.transmission = transmission
         feeders = tuple(feeders)
         _unique(feeders, file=F_META, column="feeders")
-        if transmission is not None and TRANSMISSION in {f.id for f in feeders}:
-            raise CaseError(f"feeder id '{TRANSMISSION}' is reserved for the transmission grid", file=F_META,
-                            column="feeders")
+        if TRANSMISSION in {f.id for f in feeders}:  # reserved whether or not the case has a transmission grid
+            raise CaseError(f"feeder id '{TRANSMISSION}' is reserved for the transmission grid; rename the feeder",
+                            file=F_META, column="feeders.id")
         self.feeders: Mapping[str, Feeder] = ReadOnlyDict({f.id: f for f in feeders})
         self.owners: tuple[Owner, ...] = tuple(owners)
         self.units: tuple[Unit, ...] = tuple(units)

@@ -26,6 +26,8 @@ from .errors import CaseError
 PHASES = "abc"
 ROLES = ("der_manager", "load_aggregator", "dso", "tso", "main_grid")
 TRANSMISSION = "T"  # the grid id of the transmission grid in Unit.grid / Load.grid
+#: owner ids that a case may not use: the coordinator's own party id in the information boundary
+RESERVED_OWNER_IDS = ("coordinator",)
 
 # File (table) names of the case-folder schema; used in error messages.
 F_BUSES = "buses.csv"
@@ -286,6 +288,9 @@ class Owner:
     row: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.id in RESERVED_OWNER_IDS:
+            raise CaseError(f"owner id '{self.id}' is reserved (the coordinator's id in the information boundary)",
+                            file=F_OWNERS, row=self.row, column="owner_id", key=self.id)
         if self.role not in ROLES:
             raise CaseError(f"unknown role '{self.role}'; expected one of {', '.join(ROLES)}", file=F_OWNERS,
                             row=self.row, column="role", key=f"owner_id={self.id}")

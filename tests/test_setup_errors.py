@@ -55,3 +55,38 @@ def test_wind_errors_on_the_command_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith("error: ") and "units.csv, row 20 (W1), column 'mean_share'" in lines[0], lines
     _no_complete_folder(out)
+
+
+def test_reserved_owner_id_is_refused_at_reading(tmp_path):
+    from coordinator.boundary import COORDINATOR
+
+    folder = copy_case(tmp_path, "tes_feeder")
+    set_cell(folder, "owners.csv", 4, "owner_id", COORDINATOR)  # MG's owner row
+    set_cell(folder, "units.csv", 5, "owner", COORDINATOR)
+    with pytest.raises(CaseError) as err:
+        read_case(folder)
+    e = err.value
+    assert (e.file, e.row, e.column) == ("owners.csv", 4, "owner_id") and "reserved" in e.message, str(e)
+
+
+def test_feeder_named_T_is_refused_in_case_json(tmp_path):
+    folder = copy_case(tmp_path, "tes_feeder")
+    meta = json.loads((folder / "case.json").read_text())
+    old = meta["feeders"][0]["id"]
+    meta["feeders"][0]["id"] = "T"
+    (folder / "case.json").write_text(json.dumps(meta))
+    for name in ("feeder_nodes.csv", "feeder_lines.csv", "units.csv", "loads.csv"):
+        p = folder / name
+        lines = p.read_text().splitlines()
+        head = lines[0].split(",")
+        col = head.index("feeder" if "feeder" in head else "grid")
+        out = [lines[0]]
+        for line in lines[1:]:
+            cells = line.split(",")
+            if cells[col] == old:
+                cells[col] = "T"
+            out.append(",".join(cells))
+        p.write_text("\n".join(out) + "\n")
+    with pytest.raises(CaseError) as err:
+        read_case(folder)
+    assert err.value.file == "case.json" and "reserved for the transmission grid" in err.value.message, str(err.value)
