@@ -69,7 +69,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from coordinator.tso_dso.protocol import TSODSOConfig
+    from coordinator.tso_dso.setup import TSODSOConfig
 
     schemes = tuple(s.strip() for s in str(args.schemes).split(",") if s.strip())
     bad = [s for s in schemes if s not in SCHEMES]
@@ -331,7 +331,7 @@ def _wind_table(wind: WindScenarios) -> pd.DataFrame:
 
 def benchmarks(case: Any, wind: WindScenarios, level: Any, n: int = 5) -> pd.DataFrame:
     """Joint-SOCP check of the decomposed real-time costs, and fc's extensive form."""
-    from coordinator.tso_dso.protocol import extensive_form, joint_rt, market_from_case
+    from coordinator.tso_dso.benchmarks import extensive_form, joint_rt, market_from_case
 
     rows = []
     market = market_from_case(case, wind)
