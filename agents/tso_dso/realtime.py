@@ -128,11 +128,11 @@ class RTMaster:
     (new real-time offers).
     """
 
-    def __init__(self, agent: str, dsos: Sequence[str], *, keep: int = 24, max_age: int = 8,
+    def __init__(self, agent: str, dsos: Sequence[str], *, keep: int | None = 24, max_age: int = 8,
                  solver: str = "HIGHS") -> None:
         self.agent = agent
         self.dsos = list(dsos)
-        self.keep, self.max_age = int(keep), int(max_age)
+        self.keep, self.max_age = (None if keep is None else int(keep)), int(max_age)
         self.solver = solver
         self.pools_by_set: dict[str, dict[str, CutPool]] = {}
         self.scenario_set: str | None = None
@@ -164,6 +164,11 @@ class RTMaster:
             self._lp = None
         self.scenario_set, self.S = scenario_set, int(S)
         self.capacity = max(int(capacity), self.capacity)
+
+    @property
+    def pruned(self) -> int:
+        """Cuts pruned so far, over every scenario set and DSO."""
+        return sum(p.pruned for pools in self.pools_by_set.values() for p in pools.values())
 
     def invalidate(self) -> None:
         """Drop the LP (the resources or their offers changed)."""

@@ -110,7 +110,8 @@ class TSO(Agent):
 
     Settings of its masters: ``level`` (level-bundle parameter, 0: plain Kelley steps)
     for the schemes in ``level_schemes``; ``share_cuts``: the cuts of ``Q_s(x)`` found by
-    one scheme seed the others' masters.
+    one scheme seed the others' masters. ``rt_cut_keep``, ``rt_cut_max_age``: pruning of the DSO
+    cuts in its real-time master (see ``realtime.py``; ``None``: keep every cut).
     """
 
     role = "tso_dso.tso"
@@ -119,7 +120,8 @@ class TSO(Agent):
                  areas: Mapping[str, tuple[str, str, int]], registry: Mapping[str, tuple[str, int]], *,
                  voll: float = 10_000.0, lp_solver: str = "HIGHS", milp_solver: str = "HIGHS",
                  milp_options: Mapping[str, Any] | None = None, level: float = 0.5,
-                 level_schemes: tuple[str, ...] = ("fc",), share_cuts: bool = False) -> None:
+                 level_schemes: tuple[str, ...] = ("fc",), share_cuts: bool = False, rt_cut_keep: int | None = 24,
+                 rt_cut_max_age: int = 8) -> None:
         super().__init__(agent_id)
         self.grid = grid
         self.locations = dict(locations)  # transmission resource id -> bus
@@ -135,7 +137,8 @@ class TSO(Agent):
         self.wind: dict[str, dict[str, np.ndarray]] = {}  # farm -> scenario set -> (S,) MW
         self.n_scenarios: dict[str, int] = {}  # scenario set -> S (from the wind farms' offers)
         self.rt_lower_bounds: dict[str, float] = {}  # per DSO: a lower bound of its real-time cost
-        self.rt_master = RTMaster(self.id, list(self.areas), solver=lp_solver)
+        self.rt_master = RTMaster(self.id, list(self.areas), keep=rt_cut_keep, max_age=rt_cut_max_age,
+                                  solver=lp_solver)
         # the Benders runs
         self.masters: dict[str, Master] = {}
         self.incumbent: dict[str, Incumbent] = {}

@@ -353,7 +353,8 @@ class TSOHost(Host):
         a = self.agent
         return {"iterations": list(a.iterations), "incumbent": dict(a.incumbent),
                 "master_solutions": list(a.master_solutions), "evaluations": a.evaluations, "market": a.market(),
-                "lp_solves": a.n_lp_solves, "lp_time": a.lp_time, "level_failures": a.level_failures}
+                "lp_solves": a.n_lp_solves, "lp_time": a.lp_time, "level_failures": a.level_failures,
+                "rt_cuts_pruned": a.rt_master.pruned}
 
     def evaluation(self, scheme: str, sset: str) -> dict[str, Any]:
         return self.agent.evaluations[f"{scheme}:{sset}"]

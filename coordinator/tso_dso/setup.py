@@ -44,6 +44,8 @@ class TSODSOConfig:
     neighbours: int = 0  # DSO cuts moved from neighbouring scenarios (0: only each scenario's own)
     warmup: int = 5  # exchanges a DSO evaluates on its first call for a scenario set
     share_cuts: bool = False  # the cuts of Q_s(x) found by one scheme seed the others' masters
+    rt_cut_keep: int | None = 24  # the TSO prunes stale DSO cuts of a scenario beyond this many (None: never)
+    rt_cut_max_age: int = 8  # a DSO cut is stale after this many real-time master solves without a positive dual
     penalty_factor: float = DEFAULT_PENALTY_FACTOR  # DSO slack penalty = factor x VOLL
     congestion_margin: float = 10.5  # MW: a TSO line within this of its rating is congested (paper's code)
     oos: bool = True
@@ -148,6 +150,6 @@ def make_hosts(case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig()) -> 
     areas = {d: (roles.pcc_id[d], case.feeders[f].pcc_bus, roles.area_of_dso[d]) for d, f in roles.dsos.items()}
     registry = {r.id: (r.kind, area_of[r.id]) for r in resources_from_case(case)}
     tso = TSO(roles.tso, case.transmission, t_nodes, areas, registry, voll=voll, level=config.level,
-              share_cuts=config.share_cuts)
+              share_cuts=config.share_cuts, rt_cut_keep=config.rt_cut_keep, rt_cut_max_age=config.rt_cut_max_age)
     hosts.append(TSOHost(tso, roles.participants))
     return hosts, roles
