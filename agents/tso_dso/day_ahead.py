@@ -34,10 +34,10 @@ class DAMarket:
     """The day-ahead market's data: one entry per resource, in a fixed order."""
 
     ids: tuple[str, ...]
-    kind: tuple[str, ...]
-    price: np.ndarray
-    qty: np.ndarray  # offered quantity (P max, or the expected wind)
-    p_min: np.ndarray
+    kind: tuple[str, ...]  # GEN, DEM or WIND (participants.py)
+    price: np.ndarray  # $/MWh: offer (producers) or bid (demands) price
+    qty: np.ndarray  # MW: offered quantity (P max, or the expected wind)
+    p_min: np.ndarray  # MW
     capped: np.ndarray  # bool: a distribution-connected generator or demand (its upper bound is a cap)
     area: np.ndarray  # int: 0 transmission, e >= 1 distribution area
 
