@@ -16,8 +16,10 @@ set grows as cuts name new decisions; the receiver's own decision ids). It
   index holds more than ``keep`` cuts (every cut is valid, so any subset is too);
 - gives dense arrays for vectorised constraints: :meth:`rows` per index, :meth:`padded`
   as ``(K, S)`` blocks with unused slots repeating the index's first cut (a repeated
-  cut is redundant), and :func:`capacity_for` the fixed capacity of a block of cvxpy
-  Parameters (doubled when full, so that a problem is rebuilt only ``log2`` times).
+  cut is redundant), :meth:`padded_at` the same with some decisions held at given
+  values (a cut on ``(z, y)`` seen as a cut on ``z`` for a known ``y``), and
+  :func:`capacity_for` the fixed capacity of a block of cvxpy Parameters (doubled when
+  full, so that a problem is rebuilt only ``log2`` times).
 """
 from __future__ import annotations
 
@@ -187,6 +189,34 @@ class CutPool:
             j = np.where(np.arange(K) < c.size, np.arange(K), 0)
             C[:, s], G[:, s] = c[j], g[j]
         return C, G
+
+    def padded_at(self, K: int, fixed: Sequence[int], y: np.ndarray, n_index: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The cuts with the decisions ``fixed`` (column numbers) held at ``y``, padded like :meth:`padded`.
+
+        A cut ``theta_s >= c + g . (z, y)`` becomes ``theta_s >= (c + g_fixed . y) + g_free . z``.
+        Returns ``(C (K, S), G_free (K, S, n_free), G_fixed (K, S, n_fixed))`` with ``C`` the
+        constants at ``y``; the free columns keep their order, unused slots repeat an index's
+        first cut.
+        """
+        S = int(n_index if n_index is not None else (self.n_index or 0))
+        fixed = np.asarray(fixed, dtype=int)
+        free = np.setdiff1d(np.arange(self.n_vars), fixed)
+        y = np.asarray(y, dtype=float)
+        C = np.zeros((K, S))
+        G_free = np.zeros((K, S, free.size))
+        G_fixed = np.zeros((K, S, fixed.size))
+        for s in range(S):
+            c, g = self.rows(s)
+            if not c.size:
+                raise RuntimeError(f"index {s} has no cut yet")
+            if c.size > K:
+                raise ValueError(f"index {s} holds {c.size} cuts, more than the {K} slots")
+            g_fixed = np.ascontiguousarray(g[:, fixed])
+            c = c + g_fixed @ y
+            j = np.where(np.arange(K) < c.size, np.arange(K), 0)
+            C[:, s], G_free[:, s], G_fixed[:, s] = c[j], g[:, free][j], g_fixed[j]
+        return C, G_free, G_fixed
 
     # ------------------------------------------------------------------ activity and pruning
     def mark(self, duals: np.ndarray, tol: float = 1e-9) -> None:

@@ -31,7 +31,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from coordinator.boundary import Boundary  # noqa: E402
-from coordinator.tso_dso.protocol import TSODSOConfig, TSODSOProtocol, joint_rt, market_from_case  # noqa: E402
+from coordinator.tso_dso.benchmarks import joint_rt, market_from_case  # noqa: E402
+from coordinator.tso_dso.protocol import TSODSOProtocol  # noqa: E402
+from coordinator.tso_dso.setup import TSODSOConfig  # noqa: E402
 from coordinator.runtime import LocalRuntime, RayRuntime  # noqa: E402
 from scenarios.registry import load_case  # noqa: E402
 from scenarios.tso_dso.wind import WindModel  # noqa: E402

@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -36,21 +36,27 @@ class Policy:
 
     Each protocol declares its own (``coordinator/<protocol>/policy.py``) with roles named
     within the protocol (``tes.operator``, ``tso_dso.dso``, ...). The coordinator may send
-    the ``coordinator_types`` to every role of the policy. A coordinator that runs two
-    protocols composes their policies explicitly with :meth:`compose`.
+    the ``coordinator_types`` to every role of the policy; a role may report to the
+    coordinator only the types listed for it in ``to_coordinator`` (``role -> types``:
+    the figures a protocol's decisions are made from, e.g. bounds and gaps). A
+    coordinator that runs two protocols composes their policies explicitly with
+    :meth:`compose`.
     """
 
     name: str
     rules: Rules
     coordinator_types: frozenset[type[Message]] = frozenset()
+    to_coordinator: Mapping[str, frozenset[type[Message]]] = field(default_factory=dict)
 
     @property
     def roles(self) -> frozenset[str]:
-        return frozenset(r for pair in self.rules for r in pair)
+        return frozenset(r for pair in self.rules for r in pair) | frozenset(self.to_coordinator)
 
     def allowed(self, sender_role: str, receiver_role: str) -> frozenset[type[Message]]:
         if sender_role == COORDINATOR and receiver_role in self.roles:
             return self.coordinator_types
+        if receiver_role == COORDINATOR:
+            return frozenset(self.to_coordinator.get(sender_role, frozenset()))
         return self.rules.get((sender_role, receiver_role), frozenset())
 
     def compose(self, other: "Policy", name: str | None = None) -> "Policy":
@@ -58,7 +64,10 @@ class Policy:
         rules = {k: frozenset(v) for k, v in self.rules.items()}
         for k, v in other.rules.items():
             rules[k] = rules.get(k, frozenset()) | frozenset(v)
-        composed = _ComposedPolicy(name or f"{self.name}+{other.name}", rules, frozenset())
+        reports = {k: frozenset(v) for k, v in self.to_coordinator.items()}
+        for k, v in other.to_coordinator.items():
+            reports[k] = reports.get(k, frozenset()) | frozenset(v)
+        composed = _ComposedPolicy(name or f"{self.name}+{other.name}", rules, frozenset(), reports)
         object.__setattr__(composed, "parts", (self, other))
         return composed
 
@@ -73,6 +82,8 @@ class _ComposedPolicy(Policy):
             for part in getattr(self, "parts", ()):
                 out |= part.allowed(sender_role, receiver_role)
             return out
+        if receiver_role == COORDINATOR:
+            return frozenset(self.to_coordinator.get(sender_role, frozenset()))
         return self.rules.get((sender_role, receiver_role), frozenset())
 
 

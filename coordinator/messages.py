@@ -259,6 +259,75 @@ class Command(Message):
     iteration: int = 0
 
 
+def _freeze_array(v: Any) -> np.ndarray:
+    a = np.array(v, dtype=float).reshape(-1)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True)
+class MasterBound(Message):
+    """A master's answer to ``Command(MASTER)`` (TSO -> coordinator), in $ of ``-SW_DA + E[real-time cost]``.
+
+    ``lower``: the master's bound, a lower bound of the scheme's optimum (the MIP dual
+    bound of a MILP master); ``objective``: the master's value at its solution.
+    """
+
+    scheme: Scheme | None = None
+    iteration: int = 0
+    lower: float = float("nan")
+    objective: float = float("nan")
+
+
+@dataclass(frozen=True)
+class RealTimeBounds(Message):
+    """The bounds of each scenario's real-time cost after a TSO <-> DSO round (TSO -> coordinator), $.
+
+    ``upper[s]`` (``U_s``): the transmission cost plus the DSOs' costs at the round's PCC
+    exchanges, the cost of a feasible real-time dispatch; ``lower[s]`` (``L_s``): the
+    TSO's real-time master value, a lower bound. Both are empty after the warm-up round
+    of a scenario set (the first, at the TSO's initial exchanges, when it holds no DSO
+    cut yet: it has no real-time solution to bound). ``inner_round``: the rounds of the
+    run so far, the warm-up round included.
+    """
+
+    scenario_set: ScenarioSet | None = None
+    iteration: int = 0
+    inner_round: int = 0
+    upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "upper", _freeze_array(self.upper))
+        object.__setattr__(self, "lower", _freeze_array(self.lower))
+        if self.upper.shape != self.lower.shape:
+            raise ValueError(f"RealTimeBounds: upper {self.upper.shape} and lower {self.lower.shape} differ in shape")
+
+    @property
+    def bounded(self) -> bool:
+        """False after the warm-up round (no bounds yet)."""
+        return self.upper.size > 0
+
+
+@dataclass(frozen=True)
+class IterationBounds(Message):
+    """The close of a Benders iteration (TSO -> coordinator), $ of ``-SW_DA + E[real-time cost]``.
+
+    ``lower``: the master's bound; ``upper``: the iterate's value, ``da_cost`` (``-SW_DA``)
+    plus ``expected_rt`` (``sum_s phi_s U_s``); ``price``: the iterate's day-ahead price
+    ($/MWh, NaN for fc).
+    """
+
+    scheme: Scheme | None = None
+    iteration: int = 0
+    lower: float = float("nan")
+    upper: float = float("nan")
+    da_cost: float = float("nan")
+    expected_rt: float = float("nan")
+    price: float = float("nan")
+
+
 @dataclass(frozen=True)
 class Accept(Message):
     """The network operator accepts the schedule it was sent (E* <= tolerance)."""
@@ -267,4 +336,5 @@ class Accept(Message):
 
 
 ALL_TYPES: tuple[type[Message], ...] = (PriceSignal, Offer, Bid, Schedule, Injections, FeasibilityCut,
-                                         OptimalityCut, Exchange, Caps, Status, Command, Accept)
+                                         OptimalityCut, Exchange, Caps, Status, Command, Accept, MasterBound,
+                                         RealTimeBounds, IterationBounds)

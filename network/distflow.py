@@ -29,6 +29,10 @@ Conventions
   of a tso24 feeder, the substation import of a distribution feeder): with
   ``free_head=True`` the builder adds variables ``p_head``/``q_head`` to the head
   row; otherwise the caller includes the head's injection in ``p_inj``.
+- Head voltage: ``head_voltage="fixed"`` (default) holds ``v_head = feeder.v_head^2``
+  (a Parameter, :attr:`BranchFlow.v_head_sq`); ``"free"`` lets it move within the head
+  node's own limits, ``v_min^2 <= v_head <= v_max^2`` (a feeder whose head is a
+  transmission bus, e.g. the PCC terminal of a tso24 feeder).
 - ``l`` is the squared current magnitude, ``v`` the squared voltage magnitude.
 - Per unit: 1 pu of power is ``feeder.s_base_kva`` kW (``s_base_kva / 1000`` MW).
   The tso24 feeders have a 1 MVA base with powers in MW, so pu = MW there.
@@ -126,7 +130,8 @@ class BranchFlow:
     ``sigma^2 * l_hat`` of the scaled variables, with ``sigma = flow_scale``);
     ``v`` squared voltages ``(n_node, S)``; ``p_head``, ``q_head``
     ``(S,)`` the power entering at the head (``None`` unless ``free_head``).
-    Parameters: ``v_head_sq`` (scalar, ``v_head^2``), ``v_min_sq``/``v_max_sq``
+    Parameters: ``v_head_sq`` (scalar, ``v_head^2``; ``None`` with a free head
+    voltage), ``v_min_sq``/``v_max_sq``
     (the non-head nodes, in ``node_order``), ``s_max`` (lines in ``s_limited``).
     Constraints: ``p_balance``/``q_balance`` ``(n_node, S)`` whose duals are the
     nodal prices per pu; ``cone`` the relaxed ``P^2 + Q^2 <= l v``; ``constraints``
@@ -143,7 +148,7 @@ class BranchFlow:
     p_balance: cp.Constraint
     q_balance: cp.Constraint
     cone: cp.Constraint
-    v_head_sq: cp.Parameter
+    v_head_sq: cp.Parameter | None
     v_min_sq: cp.Parameter | None
     v_max_sq: cp.Parameter | None
     s_max: cp.Parameter | None
@@ -182,7 +187,8 @@ class BranchFlow:
 
 def branch_flow_socp(feeder: Feeder, p_inj: cp.Expression | np.ndarray, q_inj: cp.Expression | np.ndarray, *,
                      free_head: bool = True, line_limits: bool = True, voltage_limits: bool = True,
-                     both_ends: bool = True, flow_scale: float | None = None) -> BranchFlow:
+                     both_ends: bool = True, flow_scale: float | None = None,
+                     head_voltage: str = "fixed") -> BranchFlow:
     """Build the branch-flow SOCP relaxation of a single-phase feeder.
 
     Parameters
@@ -208,7 +214,13 @@ def branch_flow_socp(feeder: Feeder, p_inj: cp.Expression | np.ndarray, q_inj: c
         ``sigma`` (pu) for the internal scaling of ``P``, ``Q``, ``l`` (default:
         the median finite ``s_max``, else 1). It changes only the conditioning
         of the problem, not its solution.
+    head_voltage:
+        ``"fixed"``: ``v_head_node == v_head_sq`` (a Parameter, ``feeder.v_head^2``);
+        ``"free"``: ``v_min^2 <= v_head_node <= v_max^2`` with the head node's own
+        limits (the last two entries of ``constraints``; ``v_head_sq`` is ``None``).
     """
+    if head_voltage not in ("fixed", "free"):
+        raise ValueError(f"head_voltage must be 'fixed' or 'free', got {head_voltage!r}")
     if feeder.n_phases != 1:
         raise ValueError(f"feeder {feeder.id} has {feeder.n_phases} phases; the branch-flow model is single-phase")
     n_n, n_l = feeder.n_nodes, feeder.n_lines
@@ -241,8 +253,11 @@ def branch_flow_socp(feeder: Feeder, p_inj: cp.Expression | np.ndarray, q_inj: c
     q_balance = cf.T @ Q - ct.T @ (Q - X @ l) - q == 0
     vf = cf @ v
     drop = ct @ v - vf + 2 * (R @ P + X @ Q) - Z2 @ l == 0
-    v_head_sq = cp.Parameter(nonneg=True, value=feeder.v_head ** 2, name=f"v_head_sq_{feeder.id}")
-    cons: list[cp.Constraint] = [p_balance, q_balance, drop, v[head, :] == v_head_sq]
+    cons: list[cp.Constraint] = [p_balance, q_balance, drop]
+    v_head_sq = None
+    if head_voltage == "fixed":
+        v_head_sq = cp.Parameter(nonneg=True, value=feeder.v_head ** 2, name=f"v_head_sq_{feeder.id}")
+        cons.append(v[head, :] == v_head_sq)
     cone = _soc_columns(ls + vf, [2 * Ps, 2 * Qs, ls - vf])
     cons.append(cone)
     v_min_sq = v_max_sq = None
@@ -274,6 +289,9 @@ def branch_flow_socp(feeder: Feeder, p_inj: cp.Expression | np.ndarray, q_inj: c
                 sel = _selector(idx, n_l)
                 bound = lim[idx][:, None] @ np.ones((1, s))
                 cons += [sel @ var <= bound, -(sel @ var) <= bound]
+    if head_voltage == "free":
+        hn = feeder.node(feeder.head)
+        cons += [v[head, :] >= hn.v_min ** 2, v[head, :] <= hn.v_max ** 2]
     return BranchFlow(feeder, P, Q, l, v, p_head, q_head, p_balance, q_balance, cone, v_head_sq, v_min_sq, v_max_sq,
                       s_max, s_limited, cons, r, x, sig)
 
@@ -292,6 +310,9 @@ class RelaxationGap:
     line_ids: tuple[str, ...]
     absolute: np.ndarray
     relative: np.ndarray
+    #: ``max over lines`` per column ``(S,)`` (the same quantities per period or scenario)
+    absolute_by_column: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    relative_by_column: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def max_absolute(self) -> float:
@@ -306,7 +327,7 @@ class RelaxationGap:
 
 
 def relaxation_gap(solution: BranchFlow | Mapping[str, np.ndarray], *, floor: float = 1e-9) -> RelaxationGap:
-    """``l v - P^2 - Q^2`` per line (max over columns), absolute and relative.
+    """``l v - P^2 - Q^2`` per line (max over columns) and per column (max over lines), absolute and relative.
 
     ``solution`` is a solved :class:`BranchFlow`, or a mapping with arrays
     ``P``, ``Q``, ``l`` ``(n_line, S)`` and ``v_from`` (the from-node squared
@@ -327,4 +348,6 @@ def relaxation_gap(solution: BranchFlow | Mapping[str, np.ndarray], *, floor: fl
     gap = lvv - s2
     rel = gap / np.maximum(np.maximum(lvv, s2), floor)
     return RelaxationGap(ids, gap.max(axis=1) if gap.size else np.zeros(pv.shape[0]),
-                         rel.max(axis=1) if rel.size else np.zeros(pv.shape[0]))
+                         rel.max(axis=1) if rel.size else np.zeros(pv.shape[0]),
+                         gap.max(axis=0) if gap.size else np.zeros(pv.shape[1]),
+                         rel.max(axis=0) if rel.size else np.zeros(pv.shape[1]))

@@ -198,3 +198,30 @@ def test_helpers_and_errors(tso24):
     f3 = tes.feeders["LV1"]
     with pytest.raises(ValueError, match="single-phase"):
         branch_flow_socp(f3, np.zeros(f3.n_nodes), np.zeros(f3.n_nodes))
+
+
+def test_head_voltage_option(tso24):
+    """``head_voltage="free"``: the head voltage moves within the head node's limits (a transmission bus)."""
+    feeder = tso24.feeders["F1"]
+    p, q = _fixed_injections(tso24, feeder, p_frac=0.25, q_frac=0.5)
+    head = feeder.node_index[feeder.head]
+    hn = feeder.node(feeder.head)
+    out = {}
+    for mode in ("fixed", "free"):
+        m = branch_flow_socp(feeder, p, q, head_voltage=mode)
+        prob = cp.Problem(cp.Minimize(1e3 * cp.sum(m.losses())), m.constraints)
+        prob.solve(solver="CLARABEL")
+        assert prob.status == cp.OPTIMAL
+        out[mode] = (m, float(prob.value))
+    fixed, free = out["fixed"][0], out["free"][0]
+    assert fixed.v_head_sq is not None and free.v_head_sq is None
+    assert len(free.constraints) == len(fixed.constraints) + 1  # "==" replaced by two bounds, at the end
+    assert fixed.voltages()[head, 0] == pytest.approx(feeder.v_head, abs=1e-7)
+    # losses fall with the voltage: the free head goes to its upper limit, and the losses are lower
+    assert free.voltages()[head, 0] == pytest.approx(hn.v_max, abs=1e-6)
+    assert hn.v_max > feeder.v_head and out["free"][1] < out["fixed"][1]
+    gap = relaxation_gap(free)
+    assert gap.absolute_by_column.shape == (1,)
+    assert gap.absolute_by_column[0] == pytest.approx(gap.absolute.max())
+    with pytest.raises(ValueError, match="head_voltage"):
+        branch_flow_socp(feeder, p, q, head_voltage="floating")

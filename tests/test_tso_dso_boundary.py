@@ -7,7 +7,8 @@ import pickle
 import pytest
 
 from coordinator.boundary import COORDINATOR, Boundary, read_audit_log
-from coordinator.tso_dso.protocol import Roles, TSODSOConfig, TSODSOProtocol, make_hosts
+from coordinator.tso_dso.protocol import TSODSOProtocol
+from coordinator.tso_dso.setup import Roles, TSODSOConfig, make_hosts
 from coordinator.runtime import LocalRuntime
 from network.model import Feeder, TransmissionGrid
 from scenarios.registry import load_case
@@ -55,7 +56,9 @@ def _keys(rec) -> set[str]:
 def test_every_message_was_logged_with_its_payload(audit):
     assert len(audit) > 100
     kinds = {r["type"] for r in audit}
-    assert {"Offer", "Bid", "Schedule", "Caps", "Exchange", "OptimalityCut", "Status"} <= kinds
+    assert {"Offer", "Bid", "Schedule", "Caps", "Exchange", "OptimalityCut", "Command", "MasterBound",
+            "RealTimeBounds", "IterationBounds"} <= kinds
+    assert "Status" not in kinds  # the protocol is driven by typed commands only
     assert all("payload" in r for r in audit)
 
 
@@ -63,7 +66,7 @@ def test_tso_never_receives_feeder_data(case, audit):
     roles, members, feeder_ids, _ = _area_data(case)
     to_tso = [r for r in audit if r["receiver"] == roles.tso]
     assert to_tso
-    assert {r["type"] for r in to_tso} <= {"Offer", "Bid", "OptimalityCut", "Status"}
+    assert {r["type"] for r in to_tso} <= {"Offer", "Bid", "OptimalityCut", "Command"}
     resources = {a.id for a in (*case.units, *case.loads)}
     pccs = set(roles.pcc_id.values())
     for r in to_tso:
@@ -75,6 +78,7 @@ def test_tso_never_receives_feeder_data(case, audit):
             assert keys <= members[r["sender"]], r
         if r["type"] in ("Offer", "Bid") and r["sender"] not in ("GENCO", "RETAIL"):
             # distribution participants send the TSO day-ahead offers only (one price, one quantity)
+            assert r["payload"]["product"] == "day_ahead", r
             assert all(len(v) == 1 for v in r["payload"]["prices"].values()), r
             assert all(len(v) == 1 for v in r["payload"]["quantities"].values()), r
     # payload fields are those of the message types: no topology, impedance or limit field exists
@@ -90,7 +94,7 @@ def test_dso_never_receives_transmission_or_other_area_data(case, audit):
     for d in roles.dsos:
         to_dso = [r for r in audit if r["receiver"] == d]
         assert to_dso
-        assert {r["type"] for r in to_dso} <= {"Offer", "Bid", "Schedule", "Caps", "Exchange", "Status"}
+        assert {r["type"] for r in to_dso} <= {"Offer", "Bid", "Schedule", "Caps", "Exchange", "Command"}
         assert {r["sender"] for r in to_dso} <= {roles.tso, COORDINATOR} | area_parts[d]
         for r in to_dso:
             keys = _keys(r)
@@ -109,7 +113,7 @@ def test_participants_hear_only_about_their_own_resources(case, audit):
     for p in roles.participants:
         own = {a.id for a in (*case.units_of(p), *case.loads_of(p))}
         for r in audit:
-            if r["receiver"] == p and r["type"] != "Status":
+            if r["receiver"] == p and r["type"] != "Command":
                 assert _keys(r) <= own, (p, r)
 
 

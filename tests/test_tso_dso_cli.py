@@ -53,7 +53,7 @@ def test_sweep_resume(tmp_path):
 
     with gzip.open(out / "audit" / "level_01.jsonl.gz", "rt") as fh:
         first = json.loads(fh.readline())
-    assert first["type"] == "Status" and first["sender"] == "coordinator"
+    assert first["type"] == "Command" and first["sender"] == "coordinator"
     before = (out / "levels" / "level_00.parquet").stat().st_mtime_ns
     (out / "levels" / "level_01.parquet").unlink()
     p = _run(*args, "--resume", cwd=tmp_path)

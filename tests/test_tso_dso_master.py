@@ -6,10 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from agents.tso_dso.tso import Master, clear_da_market, equilibrium_price_interval
+from agents.tso_dso.day_ahead import clear_da_market, equilibrium_price_interval
+from agents.tso_dso.master import Master
 from coordinator.boundary import Boundary
-from coordinator.tso_dso.protocol import (TSODSOConfig, TSODSOProtocol, equilibrium_check, extensive_form,
-                                           market_from_case)
+from coordinator.tso_dso.benchmarks import equilibrium_check, extensive_form, market_from_case
+from coordinator.tso_dso.protocol import TSODSOProtocol
+from coordinator.tso_dso.setup import TSODSOConfig
 from coordinator.runtime import LocalRuntime
 from scenarios.registry import load_case
 from scenarios.tso_dso.wind import WindModel

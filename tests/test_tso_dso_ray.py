@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from coordinator.boundary import Boundary
-from coordinator.tso_dso.protocol import TSODSOConfig, TSODSOProtocol
+from coordinator.tso_dso.protocol import TSODSOProtocol
+from coordinator.tso_dso.setup import TSODSOConfig
 from coordinator.runtime import LocalRuntime, RayRuntime
 from scenarios.registry import load_case
 from scenarios.tso_dso.wind import WindModel

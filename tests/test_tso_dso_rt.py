@@ -7,7 +7,9 @@ import pytest
 from agents.tso_dso.dso import AreaDSO
 from agents.tso_dso.participants import locations_from_case, resources_from_case
 from coordinator.boundary import Boundary
-from coordinator.tso_dso.protocol import TSODSOConfig, TSODSOProtocol, joint_rt, market_from_case
+from coordinator.tso_dso.benchmarks import joint_rt, market_from_case
+from coordinator.tso_dso.protocol import TSODSOProtocol
+from coordinator.tso_dso.setup import TSODSOConfig
 from coordinator.runtime import LocalRuntime
 from scenarios.registry import load_case
 from scenarios.tso_dso.wind import WindModel

@@ -1,0 +1,2 @@
+"""The ``tso-dso`` agents: ``tso`` (the TSO agent) with its problems in ``day_ahead``, ``master`` and ``realtime``;
+``dso`` (the real-time DSO of an area); ``participants`` (DER managers and load aggregators, and their resources)."""

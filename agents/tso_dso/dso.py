@@ -21,8 +21,10 @@ price of the joint problem (default ``10 * VOLL``) the penalty is exact: the
 decomposition converges to the joint optimum, where the slack is 0.
 
 Modelling decisions (the seed's code): the feeder head is the PCC terminal on the
-transmission side; its voltage is free within that bus's limits (0.8-1.1 pu) and
-its reactive exchange is free (the DC transmission model has no reactive power).
+transmission side; its voltage is free within that bus's limits (0.8-1.1 pu;
+``branch_flow_socp(..., head_voltage="free")``) and its reactive exchange is free
+(the DC transmission model has no reactive power). The re-dispatch of the area's
+resources is the block shared with the TSO's problem (``agents/market_blocks.py``).
 Active-power shedding at a node is bounded by the demand there; reactive
 shedding (a reactive injection) is allowed at every non-head node; both cost VOLL.
 
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -42,67 +43,67 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from network.distflow import BranchFlow, branch_flow_socp, line_incidence, node_map
+from network.distflow import BranchFlow, branch_flow_socp, node_map, relaxation_gap
 from network.model import Feeder
 
 from ..base import Agent, SolveError
-from ..solve import check_status, solve_conic
+from ..market_blocks import Redispatch, redispatch
+from ..solve import solve_conic
 from .participants import Resource, ResourceSet
 
-__all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "check_status", "DEFAULT_PENALTY_FACTOR"]
+__all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "DEFAULT_PENALTY_FACTOR", "COST_SCALE"]
 
 DEFAULT_PENALTY_FACTOR = 10.0  # slack penalty = factor * VOLL
 #: objectives are given to the conic solver in k$ (costs reach 1e5-1e8 $ with VOLL and the slack
 #: penalty; in $ Clarabel often stops "inaccurate" at degenerate points such as a PCC line at its rating)
 COST_SCALE = 1e-3
-def bcast(expr: cp.Expression, s: int) -> cp.Expression:
-    """A ``(k,)`` expression broadcast to ``(k, s)``."""
-    return cp.reshape(expr, (expr.shape[0], 1), order="F") @ np.ones((1, s))
 
 
 @dataclass
 class AreaRT:
     """cvxpy pieces of the real-time problem of one area for ``S`` scenarios (columns).
 
-    ``cost`` ``(S,)`` is each scenario's real-time cost (no slack penalty);
-    ``fix`` the constraint ``x - xv == 0`` ``(n, S)`` whose dual is the sensitivity
-    of each scenario's cost to the day-ahead quantities; ``p_head`` ``(S,)`` the power
-    entering the feeder at the PCC (MW).
+    ``block`` is the re-dispatch of the area's resources (``agents/market_blocks.py``):
+    ``fix`` (``x - xv == 0``, whose dual is the sensitivity of each scenario's cost to the
+    day-ahead quantities, $/MWh), ``y`` the real-time quantities, ``y_max`` their upper
+    limits (a wind farm's: its availability; dual >= 0). ``q`` ``(n, S)`` the resources'
+    reactive power (Mvar), ``shed_q`` the reactive shedding at the non-head nodes. ``cost``
+    ``(S,)`` is each scenario's real-time cost ($, no slack penalty); ``p_head`` ``(S,)``
+    the power entering the feeder at the PCC (MW).
     """
 
     res: ResourceSet
     S: int
-    xv: cp.Variable
-    fix: cp.Constraint
-    up: cp.Variable
-    dn: cp.Variable
-    y: cp.Expression
+    block: Redispatch
     q: cp.Variable
-    shed_p: cp.Variable | None
     shed_q: cp.Variable | None
     bf: BranchFlow
     cost: cp.Expression
     constraints: list[cp.Constraint]
-    shed_nodes: np.ndarray
-    y_max: cp.Constraint | None = None
+
+    @property
+    def fix(self) -> cp.Constraint:
+        return self.block.fix
+
+    @property
+    def y(self) -> cp.Expression:
+        return self.block.y
+
+    @property
+    def y_max(self) -> cp.Constraint:
+        return self.block.upper
+
+    @property
+    def shed_p(self) -> cp.Variable | None:
+        return self.block.shed
+
+    @property
+    def shed_nodes(self) -> np.ndarray:
+        return self.block.shed_rows
 
     @property
     def p_head(self) -> cp.Variable:
         return self.bf.p_head  # type: ignore[return-value]
-
-    def relaxation_gap(self) -> np.ndarray:
-        """``max over lines of (l v_from - P^2 - Q^2)`` per scenario ``(S,)``, MW^2 (after a solve)."""
-        cf, _ = line_incidence(self.bf.feeder)
-        P, Q, L = (np.asarray(e.value).reshape(-1, self.S) for e in (self.bf.P, self.bf.Q, self.bf.l))
-        vf = cf @ np.asarray(self.bf.v.value).reshape(-1, self.S)
-        return (L * vf - P ** 2 - Q ** 2).max(axis=0)
-
-    def relaxation_gap_relative(self) -> np.ndarray:
-        cf, _ = line_incidence(self.bf.feeder)
-        P, Q, L = (np.asarray(e.value).reshape(-1, self.S) for e in (self.bf.P, self.bf.Q, self.bf.l))
-        vf = cf @ np.asarray(self.bf.v.value).reshape(-1, self.S)
-        lv = L * vf
-        return ((lv - P ** 2 - Q ** 2) / np.maximum(np.maximum(lv, P ** 2 + Q ** 2), 1e-6)).max(axis=0)
 
 
 def build_area_rt(feeder: Feeder, res: ResourceSet, node_of: Mapping[str, str], S: int, x: cp.Expression,
@@ -124,55 +125,27 @@ def build_area_rt(feeder: Feeder, res: ResourceSet, node_of: Mapping[str, str], 
     if any(feeder.node_index[nd] == head for nd in nodes):
         raise ValueError(f"feeder {feeder.id}: a resource sits on the PCC terminal {feeder.head}")
     place = node_map(feeder, nodes)  # (n_node, n)
-    M = place @ sp.diags(res.sign)  # injection map
-    xv = cp.Variable((n, S), name=f"xda_{feeder.id}")
-    up = cp.Variable((n, S), nonneg=True, name=f"up_{feeder.id}")
-    dn = cp.Variable((n, S), nonneg=True, name=f"dn_{feeder.id}")
+    block = redispatch(res, place, S, x, wind, voll=voll, name=feeder.id, label=f"feeder {feeder.id}")
     q = cp.Variable((n, S), name=f"q_{feeder.id}")
-    fix = bcast(x, S) - xv == 0
-    y = xv + sp.diags(res.sign) @ (up - dn)
-    cons: list[cp.Constraint] = [fix]
-    # quantity limits: p_min <= y <= p_max; wind 0 <= y <= W
-    lo = np.where(res.is_wind, 0.0, res.p_min)
-    hi = np.where(res.is_wind, 0.0, res.p_max)
-    y_hi: cp.Expression = cp.Constant(hi[:, None] @ np.ones((1, S)))
-    w_idx = np.flatnonzero(res.is_wind)
-    if w_idx.size:
-        if wind is None:
-            raise ValueError(f"feeder {feeder.id}: wind availability is needed for {res.wind_ids}")
-        wsel = sp.csr_matrix((np.ones(w_idx.size), (w_idx, np.arange(w_idx.size))), shape=(n, w_idx.size))
-        y_hi = y_hi + wsel @ wind
-    y_max = y <= y_hi  # dual (>= 0): minus the sensitivity of the cost to the upper limit (wind: W)
-    cons += [y >= lo[:, None] @ np.ones((1, S)), y_max]
+    cons: list[cp.Constraint] = [block.fix, *block.limits]
     cons += [q >= res.q_min[:, None] @ np.ones((1, S)), q <= res.q_max[:, None] @ np.ones((1, S))]
-    # shedding: at nodes with demand, bounded by the demand there
-    dem_place = place @ sp.diags(res.is_dem.astype(float))
-    shed_nodes = np.flatnonzero(np.asarray(dem_place.sum(axis=1)).reshape(-1) > 0)
-    p_inj = M @ y
-    shed_p = shed_q = None
-    cost_shed = 0
-    if shed_nodes.size:
-        shed_p = cp.Variable((shed_nodes.size, S), nonneg=True, name=f"shed_p_{feeder.id}")
-        sel = sp.csr_matrix((np.ones(shed_nodes.size), (shed_nodes, np.arange(shed_nodes.size))),
-                            shape=(feeder.n_nodes, shed_nodes.size))
-        p_inj = p_inj + sel @ shed_p
-        cons.append(shed_p <= sel.T @ (dem_place @ y))
-        cost_shed = voll * cp.sum(shed_p, axis=0)
-    q_inj = M @ q
+    if block.shed_limit is not None:
+        cons.append(block.shed_limit)
+    cost = block.cost
+    # reactive shedding (a reactive injection) at every non-head node, at VOLL
+    q_inj = place @ sp.diags(res.sign) @ q
     others = np.array([i for i in range(feeder.n_nodes) if i != head], dtype=int)
+    shed_q = None
     if others.size:
         shed_q = cp.Variable((others.size, S), nonneg=True, name=f"shed_q_{feeder.id}")
         selq = sp.csr_matrix((np.ones(others.size), (others, np.arange(others.size))),
                              shape=(feeder.n_nodes, others.size))
         q_inj = q_inj + selq @ shed_q
-        cost_shed = cost_shed + voll * cp.sum(shed_q, axis=0)
-    bf = branch_flow_socp(feeder, p_inj, q_inj, free_head=True)
+        cost = cost + voll * cp.sum(shed_q, axis=0)
     # the head (PCC terminal) voltage is free within its limits (see the module docstring)
-    cons += [c for c in bf.constraints if not any(q is bf.v_head_sq for q in c.parameters())]
-    hn = feeder.node(feeder.head)
-    cons += [bf.v[head, :] >= hn.v_min ** 2, bf.v[head, :] <= hn.v_max ** 2]
-    cost = res.cost_up @ up + res.cost_down @ dn + cost_shed
-    return AreaRT(res, S, xv, fix, up, dn, y, q, shed_p, shed_q, bf, cost, cons, shed_nodes, y_max)
+    bf = branch_flow_socp(feeder, block.injection, q_inj, free_head=True, head_voltage="free")
+    cons += bf.constraints
+    return AreaRT(res, S, block, q, shed_q, bf, cost, cons)
 
 
 @dataclass
@@ -422,6 +395,7 @@ class AreaDSO(Agent):
         scale = COST_SCALE * w
         beta = np.asarray(pr["pcc"].dual_value, dtype=float).reshape(-1) / scale
         g = np.asarray(m.fix.dual_value, dtype=float).reshape(len(rs), S) / scale
+        gap = relaxation_gap(m.bf, floor=1e-6)
         v = np.sqrt(np.maximum(np.asarray(m.bf.v.value).reshape(-1, S), 0.0))
         losses = np.asarray(m.bf.losses().value).reshape(-1)
         shed = (np.asarray(m.shed_p.value).sum(axis=0) if m.shed_p is not None else np.zeros(S))
@@ -434,7 +408,7 @@ class AreaDSO(Agent):
         self._scale[(scenario_set, S)] = cost.copy()
         return AreaResult(cost=cost, rt_cost=rt_cost, beta=beta, g=g, p=p,
                           p_head=np.asarray(m.p_head.value).reshape(-1), slack=sp_ + sm,
-                          relaxation_gap=m.relaxation_gap(), relaxation_gap_rel=m.relaxation_gap_relative(),
+                          relaxation_gap=gap.absolute_by_column, relaxation_gap_rel=gap.relative_by_column,
                           v_min=v.min(axis=0), v_max=v.max(axis=0), losses=losses, shed=shed, solve_time=dt,
                           wind=wind_used, nu=nu, inaccurate=not accurate,
                           dispatch=np.asarray(m.y.value).reshape(len(rs), S) if keep_dispatch else None)

@@ -22,6 +22,15 @@ Participants (:class:`RTDERManager` for generators and wind farms,
 the scenarios of their own output; they produce the day-ahead offers/bids for the
 TSO and the real-time offers for the operator that re-dispatches them (the TSO for
 transmission-connected resources, the DSO of the area otherwise).
+
+Offer layouts (per resource id; the message side is ``coordinator/tso_dso/hosts.py``):
+
+- day-ahead (:meth:`RTParticipant.da_offers`): ``([price_da], [quantity])``, the
+  capacity, or the in-sample mean output of a wind farm (MW);
+- real time, one offer per product (:meth:`RTParticipant.rt_offers`): up-regulation
+  ``([price_up], [p_max, q_max] + W)`` and down-regulation ``([price_down], [p_min,
+  q_min])``, the limits in MW and Mvar; ``W`` is, for a wind farm only, its available
+  output in each scenario of the scenario set (MW: its real-time upper limit).
 """
 from __future__ import annotations
 
@@ -36,15 +45,13 @@ from network.model import Case
 from ..base import Agent
 
 __all__ = ["Resource", "ResourceSet", "resources_from_case", "locations_from_case", "RTParticipant",
-           "RTDERManager", "RTLoadAggregator", "GEN", "DEM", "WIND", "DA_OFFER_LEN", "RT_PRICE_LEN",
-           "RT_LIMITS_LEN"]
+           "RTDERManager", "RTLoadAggregator", "GEN", "DEM", "WIND", "UP_LIMITS", "DOWN_LIMITS"]
 
 GEN, DEM, WIND = "gen", "dem", "wind"
 KINDS = (GEN, DEM, WIND)
-#: payload layouts of the offers (see coordinator/hosts_tso_dso.py)
-DA_OFFER_LEN = 1  # prices[id] = [price_da]; quantities[id] = [quantity offered day-ahead]
-RT_PRICE_LEN = 3  # prices[id] = [price_da, price_up, price_down]
-RT_LIMITS_LEN = 4  # quantities[id] = [p_min, p_max, q_min, q_max, (wind: W_1 .. W_S)]
+#: the limits in a real-time offer of each product (a wind farm's up offer appends W_1 .. W_S)
+UP_LIMITS = ("p_max", "q_max")
+DOWN_LIMITS = ("p_min", "q_min")
 
 
 @dataclass(frozen=True)
@@ -76,21 +83,33 @@ class Resource:
         """+1 for producers (injection = quantity), -1 for demands."""
         return -1.0 if self.kind == DEM else 1.0
 
-    def rt_prices(self) -> np.ndarray:
-        return np.array([self.price_da, self.price_up, self.price_down])
+    def up_offer(self) -> tuple[np.ndarray, np.ndarray]:
+        """``([price_up], [p_max, q_max])``: the up-regulation product (see the module docstring)."""
+        return np.array([self.price_up]), np.array([getattr(self, k) for k in UP_LIMITS])
 
-    def limits(self) -> np.ndarray:
-        return np.array([self.p_min, self.p_max, self.q_min, self.q_max])
+    def down_offer(self) -> tuple[np.ndarray, np.ndarray]:
+        """``([price_down], [p_min, q_min])``: the down-regulation product."""
+        return np.array([self.price_down]), np.array([getattr(self, k) for k in DOWN_LIMITS])
 
     @classmethod
-    def from_rt_offer(cls, rid: str, kind: str, prices: Sequence[float], quantities: Sequence[float]) -> "Resource":
-        p = np.asarray(prices, dtype=float)
-        q = np.asarray(quantities, dtype=float)
-        if p.shape != (RT_PRICE_LEN,) or q.shape[0] < RT_LIMITS_LEN:
-            raise ValueError(f"real-time offer for {rid}: expected 3 prices and >= 4 quantities, got "
-                             f"{p.shape} and {q.shape}")
-        return cls(rid, kind, float(q[0]), float(q[1]), float(q[2]), float(q[3]), float(p[0]), float(p[1]),
-                   float(p[2]))
+    def from_rt_offers(cls, rid: str, kind: str, price_da: float, up: tuple[Sequence[float], Sequence[float]],
+                       down: tuple[Sequence[float], Sequence[float]]) -> tuple["Resource", np.ndarray | None]:
+        """The resource of a day-ahead price and its up and down offers ``(prices, quantities)``.
+
+        Returns it and, if the up offer carries more than its limits, the wind availability
+        per scenario that follows them (MW).
+        """
+        up_p, up_q = (np.asarray(a, dtype=float).reshape(-1) for a in up)
+        dn_p, dn_q = (np.asarray(a, dtype=float).reshape(-1) for a in down)
+        n_up, n_dn = len(UP_LIMITS), len(DOWN_LIMITS)
+        if up_p.shape != (1,) or up_q.size < n_up or dn_p.shape != (1,) or dn_q.shape != (n_dn,):
+            raise ValueError(f"real-time offers for {rid}: expected 1 price and {n_up} (+ wind) quantities up, "
+                             f"1 price and {n_dn} quantities down; got {up_p.size}/{up_q.size} and "
+                             f"{dn_p.size}/{dn_q.size}")
+        lim = {**dict(zip(UP_LIMITS, up_q[:n_up])), **dict(zip(DOWN_LIMITS, dn_q))}
+        res = cls(rid, kind, float(lim["p_min"]), float(lim["p_max"]), float(lim["q_min"]), float(lim["q_max"]),
+                  float(price_da), float(up_p[0]), float(dn_p[0]))
+        return res, (up_q[n_up:].copy() if up_q.size > n_up else None)
 
 
 class ResourceSet:
@@ -221,15 +240,21 @@ class RTParticipant(Agent):
             out[r.id] = (np.array([r.price_da]), np.array([qty]))
         return out
 
-    def rt_offers(self, scenario_set: str = "in_sample") -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """id -> ([price_da, price_up, price_down], [p_min, p_max, q_min, q_max, W_1..W_S for wind])."""
-        out = {}
+    def rt_offers(self, scenario_set: str = "in_sample") -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
+                                                                   dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """``(up, down)``, each id -> (prices, quantities): the real-time offers of the two products.
+
+        up: ``([price_up], [p_max, q_max, W_1..W_S for a wind farm])`` with the wind of
+        ``scenario_set``; down: ``([price_down], [p_min, q_min])``.
+        """
+        up, down = {}, {}
         for r in self.resources.items:
-            q = r.limits()
+            p, q = r.up_offer()
             if r.kind == WIND:
                 q = np.concatenate([q, self.wind[r.id][scenario_set]])
-            out[r.id] = (r.rt_prices(), q)
-        return out
+            up[r.id] = (p, q)
+            down[r.id] = r.down_offer()
+        return up, down
 
     def deliver(self, quantities: Mapping[str, float], price: float | None = None) -> None:
         """Record the day-ahead schedule (and price) it was given."""

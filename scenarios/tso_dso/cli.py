@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from coordinator.tso_dso.protocol import TSODSOConfig
+    from coordinator.tso_dso.setup import TSODSOConfig
 
     schemes = tuple(s.strip() for s in str(args.schemes).split(",") if s.strip())
     bad = [s for s in schemes if s not in SCHEMES]

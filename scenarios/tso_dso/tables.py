@@ -82,7 +82,7 @@ def wind_table(wind: WindScenarios) -> pd.DataFrame:
 
 def benchmarks(case: Any, wind: WindScenarios, level: Any, n: int = 5) -> pd.DataFrame:
     """Joint-SOCP check of the decomposed real-time costs, and fc's extensive form."""
-    from coordinator.tso_dso.protocol import extensive_form, joint_rt, market_from_case
+    from coordinator.tso_dso.benchmarks import extensive_form, joint_rt, market_from_case
 
     rows = []
     market = market_from_case(case, wind)

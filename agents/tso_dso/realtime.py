@@ -1,0 +1,259 @@
+"""Real time (seed 004, problem C.1), the TSO's part: the transmission re-dispatch and the real-time master.
+
+Per scenario: the transmission-connected resources are re-dispatched on the DC network
+(``network.dc``) with the shared re-dispatch block (``agents/market_blocks.py``), the
+PCC exchanges ``p_e`` (MW, positive into the feeder) are withdrawn at the PCC buses,
+and one ``theta_e`` per DSO ($) is the cost-to-go of area ``e``, built from the DSO's
+cuts ``theta_e >= c + beta p_e + g . x_e`` (``beta``, ``g`` in $/MWh; valid for all
+``(x_e, p_e)``, kept for the whole run). The master's value ``M_s(x)`` is a convex lower
+bound of the real-time cost ``Q_s(x)`` in the day-ahead schedule; the subgradient
+``mu_s`` ($/MWh) that the day-ahead master's cut needs is the dual of the constraints
+fixing ``x_T`` plus ``sum_k nu_k g_k`` (the duals ``nu`` of the DSO cuts times their
+schedule coefficients).
+
+The DSO cuts live in one :class:`agents.cuts.CutPool` per DSO and scenario set (columns
+``[p_e, x_e]``), with activity-based pruning: a cut that stayed inactive (zero dual) in
+the last ``max_age`` solves is dropped when a scenario holds more than ``keep`` cuts
+(every cut is a valid lower bound, so any subset is too; dropping stale ones keeps the
+LP small and well scaled).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from network.dc import DCFlow, dc_btheta
+from network.model import TransmissionGrid
+
+from ..cuts import CutPool
+from ..market_blocks import Redispatch, redispatch
+from ..solve import solve_lp
+from .participants import ResourceSet
+
+__all__ = ["TransRT", "build_transmission_rt", "RTMasterResult", "RTMaster"]
+
+
+@dataclass
+class TransRT:
+    """cvxpy pieces of the transmission part of the real-time problem (``S`` scenarios).
+
+    ``block`` is the re-dispatch of the transmission-connected resources (``fix``: ``x -
+    xv == 0``, dual = d cost / d x in $/MWh); ``dc`` the DC flow on the injections minus
+    the PCC withdrawals; ``cost`` ``(S,)`` $ per scenario.
+    """
+
+    res: ResourceSet
+    S: int
+    block: Redispatch
+    dc: DCFlow
+    cost: cp.Expression  # (S,)
+    constraints: list[cp.Constraint]
+
+    @property
+    def fix(self) -> cp.Constraint:
+        return self.block.fix
+
+    @property
+    def y(self) -> cp.Expression:
+        return self.block.y
+
+    @property
+    def shed(self) -> cp.Variable | None:
+        return self.block.shed
+
+
+def build_transmission_rt(grid: TransmissionGrid, res: ResourceSet, bus_of: Mapping[str, str],
+                          pcc_buses: Sequence[str], S: int, x: cp.Expression, wind: cp.Expression | None,
+                          p_pcc: cp.Expression | None, *, voll: float) -> TransRT:
+    """The transmission real-time re-dispatch: DC flow, units, shedding, PCC withdrawals ``p_pcc`` ``(E, S)`` (MW)."""
+    n = len(res)
+    nb = grid.n_buses
+    bidx = np.array([grid.bus_index[bus_of[k]] for k in res.ids], dtype=int)
+    place = sp.csr_matrix((np.ones(n), (bidx, np.arange(n))), shape=(nb, n))
+    block = redispatch(res, place, S, x, wind, voll=voll, name="T", label="transmission")
+    cons: list[cp.Constraint] = block.constraints
+    p_inj = block.injection
+    if p_pcc is not None and len(pcc_buses):
+        pidx = np.array([grid.bus_index[b] for b in pcc_buses], dtype=int)
+        E = sp.csr_matrix((np.ones(pidx.size), (pidx, np.arange(pidx.size))), shape=(nb, pidx.size))
+        p_inj = p_inj - E @ p_pcc
+    dc = dc_btheta(grid, p_inj, power_unit="MW")
+    cons += dc.constraints
+    return TransRT(res, S, block, dc, block.cost, cons)
+
+
+@dataclass
+class RTMasterResult:
+    """The TSO's real-time master for S scenarios (after a solve); $ and MW."""
+
+    p: np.ndarray  # (E, S) PCC exchanges
+    lower: np.ndarray  # (S,) M_s(x): TSO cost + sum of theta (a lower bound of Q_s(x))
+    trans_cost: np.ndarray  # (S,) T_s at p
+    theta: np.ndarray  # (E, S)
+    mu: np.ndarray  # (n_market, S) subgradient of M_s in the day-ahead quantities ($/MWh)
+    flows: np.ndarray  # (n_line, S)
+    shed: np.ndarray  # (S,)
+    solve_time: float
+
+
+@dataclass
+class _RTLP:
+    """The real-time master LP with ``K`` cut slots per DSO and scenario."""
+
+    prob: cp.Problem
+    model: TransRT
+    x: cp.Parameter
+    wind: cp.Parameter | None
+    p: cp.Variable
+    theta: cp.Variable
+    C: list[cp.Parameter]
+    B: list[cp.Parameter]
+    cuts: list[cp.Constraint]
+    K: int
+
+
+class RTMaster:
+    """The TSO's real-time master: per scenario set, one DSO cut pool per area; the LP, built lazily.
+
+    ``dsos`` are the DSO ids in the order of the PCC exchanges. The DSO cuts are valid for
+    every day-ahead schedule, so the pools of a scenario set are kept across schemes and
+    iterations (:meth:`select`); a new set (or a new size) starts with empty pools. The LP
+    holds ``K`` cut slots per DSO and scenario (a power of 2 from ``capacity``); it is
+    rebuilt with twice the slots when a pool outgrows them, and after :meth:`invalidate`
+    (new real-time offers).
+    """
+
+    def __init__(self, agent: str, dsos: Sequence[str], *, keep: int | None = 24, max_age: int = 8,
+                 solver: str = "HIGHS") -> None:
+        self.agent = agent
+        self.dsos = list(dsos)
+        self.keep, self.max_age = (None if keep is None else int(keep)), int(max_age)
+        self.solver = solver
+        self.pools_by_set: dict[str, dict[str, CutPool]] = {}
+        self.scenario_set: str | None = None
+        self.S: int | None = None
+        self.capacity = 0
+        self._lp: _RTLP | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lp"}  # the LP is rebuilt on demand
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lp = None
+
+    @property
+    def pools(self) -> dict[str, CutPool]:
+        if self.scenario_set is None:
+            raise RuntimeError(f"{self.agent}: no scenario set selected for the real-time master")
+        return self.pools_by_set[self.scenario_set]
+
+    def select(self, scenario_set: str, S: int, n_x: Mapping[str, int], *, capacity: int = 16) -> None:
+        """Select the scenario set ``scenario_set`` (``S`` scenarios); ``n_x[dso]``: its area's resources."""
+        pools = self.pools_by_set.get(scenario_set)
+        if pools is None or next(iter(pools.values())).n_index != int(S):
+            pools = {d: CutPool(int(S), 1 + int(n_x[d]), rtol=1e-9, atol=1e-9, keep=self.keep,
+                                max_age=self.max_age) for d in self.dsos}
+            self.pools_by_set[scenario_set] = pools
+        if self.scenario_set != scenario_set or self.S != int(S):
+            self._lp = None
+        self.scenario_set, self.S = scenario_set, int(S)
+        self.capacity = max(int(capacity), self.capacity)
+
+    @property
+    def pruned(self) -> int:
+        """Cuts pruned so far, over every scenario set and DSO."""
+        return sum(p.pruned for pools in self.pools_by_set.values() for p in pools.values())
+
+    def invalidate(self) -> None:
+        """Drop the LP (the resources or their offers changed)."""
+        self._lp = None
+
+    def has_cuts(self) -> bool:
+        """Does every DSO hold a cut for every scenario of the selected set?"""
+        return all(all(p.count(s) > 0 for s in range(self.S or 0)) for p in self.pools.values())
+
+    def add_cut(self, dso: str, s: int, constant: float, beta: float, g: np.ndarray) -> bool:
+        """``theta_dso,s >= constant + beta p + g . x_e``; returns False if the pool holds it already."""
+        return self.pools[dso].add(s, float(constant), np.concatenate([[float(beta)], np.asarray(g, dtype=float)]))
+
+    def _problem(self, build: Callable[[int], _RTLP]) -> _RTLP:
+        K_need = max(p.count() for p in self.pools.values())
+        if self._lp is not None and self._lp.K >= K_need:
+            return self._lp
+        K = self.capacity
+        while K < K_need:
+            K *= 2
+        self.capacity = K
+        self._lp = build(K)
+        return self._lp
+
+    def build(self, grid: TransmissionGrid, rs: ResourceSet, bus_of: Mapping[str, str], pcc_buses: Sequence[str],
+              bound: np.ndarray, K: int, *, voll: float) -> _RTLP:
+        """The LP: transmission re-dispatch, ``|p_e| <= bound_e`` and ``K`` cut slots per DSO and scenario."""
+        S = int(self.S or 0)
+        E = len(self.dsos)
+        x = cp.Parameter(len(rs), name="x_T")
+        n_w = len(rs.wind_ids)
+        wind = cp.Parameter((n_w, S), nonneg=True, name="wind_T") if n_w else None
+        p = cp.Variable((E, S), name="p_pcc")
+        theta = cp.Variable((E, S), name="theta")
+        model = build_transmission_rt(grid, rs, bus_of, pcc_buses, S, x, wind, p, voll=voll)
+        cons = list(model.constraints) + [p <= bound[:, None] @ np.ones((1, S)), p >= -bound[:, None] @ np.ones((1, S))]
+        Cs, Bs, cut_cons = [], [], []
+        ones = np.ones((K, 1))
+        for e in range(E):
+            C = cp.Parameter((K, S), name=f"cut_c_{e}")
+            B = cp.Parameter((K, S), name=f"cut_b_{e}")
+            c = ones @ theta[e:e + 1, :] >= C + cp.multiply(B, ones @ p[e:e + 1, :])
+            Cs.append(C)
+            Bs.append(B)
+            cut_cons.append(c)
+        prob = cp.Problem(cp.Minimize(cp.sum(model.cost) + cp.sum(theta)), cons + cut_cons)
+        return _RTLP(prob, model, x, wind, p, theta, Cs, Bs, cut_cons, K)
+
+    def solve(self, rs: ResourceSet, x_T: np.ndarray, wind_T: np.ndarray | None, x_e: Sequence[np.ndarray],
+              build: Callable[[int], _RTLP], *, iteration: int | None = None
+              ) -> tuple[RTMasterResult, np.ndarray, list[np.ndarray]]:
+        """Solve for the transmission schedule ``x_T`` (order of ``rs``) and each area's schedule ``x_e``.
+
+        ``build(K)`` builds the LP (see :meth:`build`). Returns the result (with ``mu``
+        left empty), the duals of the constraints fixing ``x_T`` ``(n_T, S)`` and, per
+        area, ``sum_k nu_k g_k`` ``(n_e, S)``: the two parts of ``mu``.
+        """
+        lp = self._problem(build)
+        S = int(self.S or 0)
+        lp.x.value = np.asarray(x_T, dtype=float)
+        if lp.wind is not None:
+            lp.wind.value = wind_T
+        for pool in self.pools.values():
+            pool.prune()
+        Gks = []
+        for e, d in enumerate(self.dsos):
+            n_x = self.pools[d].n_vars - 1
+            C, Bk, Gk = self.pools[d].padded_at(lp.K, np.arange(1, 1 + n_x), x_e[e], S)
+            lp.C[e].value, lp.B[e].value = C, Bk[:, :, 0]
+            Gks.append(Gk)
+        t0 = time.perf_counter()
+        solve_lp(lp.prob, self.agent, "real-time master LP", iteration, solver=self.solver)
+        dt = time.perf_counter() - t0
+        model = lp.model
+        theta = np.asarray(lp.theta.value, dtype=float).reshape(-1, S)
+        tcost = np.asarray(model.cost.value, dtype=float).reshape(-1)
+        fixd = np.asarray(model.fix.dual_value, dtype=float).reshape(len(rs), S)
+        contribs = []
+        for e, d in enumerate(self.dsos):
+            nu = np.asarray(lp.cuts[e].dual_value, dtype=float).reshape(lp.K, S)
+            self.pools[d].mark(nu)
+            contribs.append(np.einsum("ks,ksn->ns", nu, Gks[e]))
+        shed = (np.asarray(model.shed.value).sum(axis=0) if model.shed is not None else np.zeros(S))
+        res = RTMasterResult(p=np.asarray(lp.p.value, dtype=float).reshape(-1, S), lower=tcost + theta.sum(axis=0),
+                             trans_cost=tcost, theta=theta, mu=np.zeros((0, S)),
+                             flows=np.asarray(model.dc.flow.value, dtype=float).reshape(-1, S), shed=shed,
+                             solve_time=dt)
+        return res, fixd, contribs
