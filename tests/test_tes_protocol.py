@@ -40,9 +40,23 @@ def schedule_diff(a, b) -> float:
 @pytest.mark.parametrize("pricing", ["personalized", "uniform"])
 @pytest.mark.parametrize("limit", [200.0, 250.0])
 def test_decomposed_equals_centralized(case, pricing, limit):
-    res, _ = run_day(case, pricing=pricing, transformer_kw=limit)
+    """Proposition 3: the decomposition reaches the centralized optimum.
+
+    The optimum is a face, not a point (WT and PV offer at 0 $/kWh, G2 and the main grid both
+    at 0.05 $/kWh in some hours), so the comparison is on what holds on the whole face: the
+    objective, feasibility in LinDist3Flow, and the one point both runs pick on it, the
+    least-norm (tie-broken) purchases for the loads.
+    """
+    res, proto = run_day(case, pricing=pricing, transformer_kw=limit)
     assert res.converged
     assert res.objective_gap <= 1e-6
+    dso = make_agents(proto.case, proto.config)["dso"]
+    for s in (res.solution, res.centralized):
+        q = {k: v for k, v in s.injections_q.items() if k in s.loads}
+        assert dso.violated_limits(s.injections_p, q, tol=1e-7) == []
+        assert s.tie_break_solver in ("HIGHS", "CLARABEL")  # offers tie: the purchases were tie-broken
+    # 1e-3 kW: the loads of the two runs differ by up to ~1e-5 kW (the cuts and the network
+    # constraints are met to solver tolerances), and the least-norm purchases follow the loads
     assert schedule_diff(res.solution, res.centralized) <= 1e-3
     assert len(res.iterations) <= 10
 

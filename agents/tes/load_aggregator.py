@@ -66,7 +66,9 @@ and ``w - p pi``.
 Purchases from units offering the same price are not unique (e.g. WT and PV at 0). Whenever
 such a tie exists the purchases are made deterministic: among the cost-minimal purchases for the
 optimal loads (same cuts or network constraints) the one of least Euclidean norm is taken (a
-small QP, HiGHS), so tied units share, and the decomposed and centralized runs agree.
+small QP: HiGHS, then Clarabel if HiGHS fails or its point does not check out; the solution's
+``tie_break_solver`` names the solver, and if every solver fails a ``SolveError`` says so), so
+tied units share, and the decomposed and centralized runs agree.
 
 Cuts
 ----
@@ -84,7 +86,6 @@ from __future__ import annotations
 import heapq
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -93,6 +94,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..base import Agent, InfeasibleSetup, SolveError
+from ..solve import INACCURATE, INFEASIBLE, INFEASIBLE_OR_UNBOUNDED, OPTIMAL, Attempt, solve
 
 CUSTOMER_KINDS = ("RL", "IL", "CL", "AL")
 PRICINGS = ("personalized", "uniform")
@@ -105,7 +107,12 @@ NetworkFn = Callable[[dict, dict], list]
 
 _CLARABEL_TIGHT = dict(tol_gap_abs=1e-10, tol_gap_rel=1e-11, tol_feas=1e-10, tol_ktratio=1e-9,
                        max_iter=300)
-_OK = ("optimal", "optimal_inaccurate")
+#: the hull relaxation: tight Clarabel tolerances, then Clarabel's defaults ("optimal_inaccurate" is
+#: acceptable: without network constraints the node bound is certified separately)
+RELAXATION_ATTEMPTS = (Attempt("CLARABEL", _CLARABEL_TIGHT), Attempt("CLARABEL", {}))
+#: the tie-break QP: HiGHS (active set: exact on the thin set of cost-minimal purchases), then Clarabel
+POLISH_ATTEMPTS = (Attempt("HIGHS", {}), Attempt("CLARABEL", _CLARABEL_TIGHT))
+POLISH_PROBLEM = "tie-break QP (least-norm purchases)"
 
 
 # --------------------------------------------------------------------------- customers
@@ -256,6 +263,7 @@ class LASolution:
     w: dict[str, np.ndarray] | None = None                         # McCormick only
     mccormick_gap: dict[str, np.ndarray] | None = None             # w - p pi (McCormick only)
     cut_violation: float = 0.0                                     # max over cuts of lhs (<= 0 is met)
+    tie_break_solver: str = ""  # solver of the least-norm purchases among tied offers ("": no tie)
 
     def total_revenue(self) -> float:
         return float(sum(v.sum() for v in self.revenue.values()))
@@ -749,23 +757,12 @@ class LoadAggregator(Agent):
                 best, info = bound, dict(A=A, B=B, C0=C0, mflat=mflat, lflat=lflat)
         return best, info
 
-    @staticmethod
-    def _solve_relaxation(m: _Model) -> str:
-        with warnings.catch_warnings():
-            # "optimal_inaccurate" is acceptable here: the node bound is certified separately
-            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            try:
-                m.prob.solve(solver="CLARABEL", **_CLARABEL_TIGHT)
-                st = m.prob.status
-            except cp.error.SolverError:
-                st = "solver_error"
-            if st not in _OK and st not in ("infeasible", "infeasible_inaccurate"):
-                try:  # retry with the default tolerances
-                    m.prob.solve(solver="CLARABEL")
-                    st = m.prob.status
-                except cp.error.SolverError:
-                    st = "solver_error"
-        return st
+    def _solve_relaxation(self, m: _Model) -> str:
+        """Solve the hull relaxation (:data:`RELAXATION_ATTEMPTS`); returns its status, one of
+        "optimal", "optimal_inaccurate" or an infeasible status (the node is pruned); raises
+        :class:`SolveError` otherwise."""
+        return solve(m.prob, RELAXATION_ATTEMPTS, self.id, "relaxed market problem (hull relaxation)",
+                     stop_on=INFEASIBLE).status
 
     def _solve_hull(self, m: _Model, ctx: dict) -> LASolution:
         a = self._arrays()
@@ -780,11 +777,8 @@ class LoadAggregator(Agent):
         def run(ga: np.ndarray, gb: np.ndarray) -> tuple[float, dict] | None:
             lo_, up_, valid = self._seg_bounds(seg, ga, gb)
             m.par["plo"].value, m.par["pup"].value = lo_, up_
-            st = self._solve_relaxation(m)
-            if st in ("infeasible", "infeasible_inaccurate"):
+            if self._solve_relaxation(m) in INFEASIBLE:
                 return None
-            if st not in _OK:
-                raise SolveError(self.id, "relaxed market problem (hull relaxation)", st)
             relax = float(m.prob.value)
             ub, info = self._dual_bound(m, ctx, lo_, up_, valid) if certified_bound else (relax, None)
             if not math.isfinite(ub):
@@ -823,10 +817,10 @@ class LoadAggregator(Agent):
             feasible = cand[1] <= self._cut_tol(ctx)
             if feasible and ub - cand[0] <= tol:
                 return self._make_solution(ctx, cand, objective=None, bound=max(ub, cand[0]) if certified_bound
-                                           else ub, status="optimal", nodes=nodes, method="hull_bb")
+                                           else ub, status=OPTIMAL, nodes=nodes, method="hull_bb")
             g = int(np.argmax(sol["score"]))
             if sol["oncurve"] or nodes >= self.node_limit or time.perf_counter() - start > self.time_limit:
-                status = "optimal_inaccurate" if sol["oncurve"] else "node_limit"
+                status = INACCURATE if sol["oncurve"] else "node_limit"
                 if not feasible or status == "node_limit" and ub - cand[0] > 1e-4 * max(1.0, abs(cand[0])):
                     raise SolveError(self.id, "relaxed market problem (hull B&B)", status,
                                      detail=f"bound {ub:.9g}, best candidate {cand[0]:.9g}, "
@@ -863,28 +857,22 @@ class LoadAggregator(Agent):
     # ..................................................................... KKT (MIQP / McCormick MILP)
     def _solve_kkt(self, m: _Model, ctx: dict, kind: str) -> LASolution:
         C, T = len(self.customers), self.horizon
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                if kind == "mccormick":
-                    m.prob.solve(solver="HIGHS", mip_rel_gap=1e-9, mip_abs_gap=1e-9)
-                else:
-                    # a relative gap below ~1e-7 makes SCIP ask for LP tolerances it cannot set
-                    m.prob.solve(solver="SCIP", scip_params={"limits/gap": max(self.gap_tol, 1e-7),
-                                                             "limits/time": self.time_limit})
-        except cp.error.SolverError as e:
-            raise SolveError(self.id, f"relaxed market problem ({kind})", "solver_error", detail=str(e))
-        st = m.prob.status
-        if kind == "miqp" and st == "optimal_inaccurate":
+        if kind == "mccormick":
+            attempt = Attempt("HIGHS", {"mip_rel_gap": 1e-9, "mip_abs_gap": 1e-9})
+        else:  # a relative gap below ~1e-7 makes SCIP ask for LP tolerances it cannot set
+            attempt = Attempt("SCIP", {"scip_params": {"limits/gap": max(self.gap_tol, 1e-7),
+                                                       "limits/time": self.time_limit}})
+        # one attempt: a mixed-integer problem has no fallback solver, it fails loudly
+        no_point = INFEASIBLE + (INFEASIBLE_OR_UNBOUNDED,)  # the problem is bounded by construction
+        st = solve(m.prob, [attempt], self.id, f"relaxed market problem ({kind})", stop_on=no_point).status
+        if st in no_point:
+            self._raise_infeasible(ctx)
+        if kind == "miqp" and st != OPTIMAL:
             try:  # SCIP stopped at the requested gap: that is optimal within the gap
                 if m.prob.solver_stats.extra_stats["scip_status"] == "gaplimit":
-                    st = "optimal"
+                    st = OPTIMAL
             except (KeyError, TypeError):  # pragma: no cover
                 pass
-        if st in ("infeasible", "infeasible_inaccurate", "infeasible_or_unbounded"):
-            self._raise_infeasible(ctx)
-        if st not in _OK:
-            raise SolveError(self.id, f"relaxed market problem ({kind})", str(st))
         obj = float(m.prob.value)
         stats = m.prob.solver_stats.extra_stats
         bound = obj
@@ -901,7 +889,7 @@ class LoadAggregator(Agent):
             pi = np.repeat(pi.mean(axis=0, keepdims=True), C, axis=0)
         cand = self._finish(ctx, pi, np.asarray(m.var["x"].value, dtype=float))
         sol = self._make_solution(ctx, cand, objective=obj if kind == "mccormick" else None,
-                                  bound=bound, status="optimal" if st == "optimal" else st, nodes=1,
+                                  bound=bound, status=st, nodes=1,
                                   method="milp_highs" if kind == "mccormick" else "kkt_miqp")
         if kind == "mccormick":
             wv = np.asarray(m.var["w"].value, dtype=float)
@@ -1020,13 +1008,22 @@ class LoadAggregator(Agent):
         cache[key] = m
         return m
 
-    def _polish(self, ctx: dict, p: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def _polish(self, ctx: dict, p: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, str]:
         """Deterministic purchases: among the cost-minimal purchases for the loads ``p`` (same cuts
         or network constraints, hourly cost within 1e-9 relative of the solver's), the one of least
         Euclidean norm, so that units offering at the same price share the purchase (unique, and
-        the same whichever formulation produced the loads). Used only when prices tie."""
+        the same whichever formulation produced the loads). Used only when prices tie.
+
+        Returns the purchases and the solver that produced them (``""``: no tie, ``x`` as given).
+        The QP is tried with each of :data:`POLISH_ATTEMPTS` through :func:`agents.solve.solve`;
+        an attempt fails when the solver does not report "optimal" or when its point, cleaned
+        (clipped to the offers, rebalanced), does not meet the loads, costs more than 1e-9
+        relative above the solver's purchases or meets the cuts less well. When every attempt
+        fails a :class:`SolveError` names the agent, the problem and each failure: the
+        unpolished vertex is never returned silently.
+        """
         if not self._ties(ctx, x):
-            return x
+            return x, ""
         C, T, K = len(self.customers), self.horizon, ctx["K"]
         m = self._polish_model(ctx)
         price, qty = ctx["price"], ctx["qty"]
@@ -1040,21 +1037,36 @@ class LoadAggregator(Agent):
         m.par["cost"].value = cost + 1e-11 * np.maximum(1.0, np.abs(cost))
         m.par["price"].value, m.par["qty"].value = price, qty
         m.par["G"].value, m.par["h"].value = Gk, hk
-        try:  # an active-set QP: exact on the (thin) set of cost-minimal purchases
-            m.prob.solve(solver="HIGHS")
-        except cp.error.SolverError:
-            return x
-        if m.prob.status not in _OK:
-            return x
-        x2 = np.clip(np.asarray(m.var["x"].value, dtype=float), 0.0, qty)
-        x2 = self._rebalance(x2, p.sum(axis=0), price, qty)
-        if np.any(np.abs(x2.sum(axis=0) - p.sum(axis=0)) > 1e-6) or np.any(
-                (price * x2).sum(axis=0) > cost + 1e-9 * np.maximum(1.0, np.abs(cost))):
-            return x
-        if len(ctx["h"]):  # keep the solver's purchases if the polished ones meet the cuts less well
-            if np.max(self._cut_lhs(ctx, p, x2)) > max(np.max(self._cut_lhs(ctx, p, x)), 0.0) + 1e-9:
-                return x
-        return x2
+        failures: list[str] = []
+        for attempt in POLISH_ATTEMPTS:
+            try:
+                solved = solve(m.prob, [attempt], self.id, POLISH_PROBLEM, accept_inaccurate=False)
+            except SolveError as exc:
+                failures.append(exc.detail or f"{attempt.solver}: {exc.status}")
+                continue
+            x2 = np.clip(np.asarray(m.var["x"].value, dtype=float), 0.0, qty)
+            x2 = self._rebalance(x2, p.sum(axis=0), price, qty)
+            why = self._polish_defect(ctx, p, x, x2, cost)
+            if why is None:
+                return x2, solved.solver
+            failures.append(f"{solved.solver}: {why}")
+        raise SolveError(self.id, POLISH_PROBLEM, "not solved", detail="; ".join(failures))
+
+    def _polish_defect(self, ctx: dict, p: np.ndarray, x: np.ndarray, x2: np.ndarray,
+                       cost: np.ndarray) -> str | None:
+        """Why the polished purchases ``x2`` cannot replace the solver's ``x`` (None: they can)."""
+        price = ctx["price"]
+        short = float(np.max(np.abs(x2.sum(axis=0) - p.sum(axis=0))))
+        if short > 1e-6:
+            return f"its purchases miss the loads by {short:.3g} kW"
+        excess = (price * x2).sum(axis=0) - cost - 1e-9 * np.maximum(1.0, np.abs(cost))
+        if np.any(excess > 0):
+            return f"its purchases cost {float(np.max(excess)):.3g} $ more than the optimum in some hour"
+        if len(ctx["h"]):
+            worse = np.max(self._cut_lhs(ctx, p, x2)) - max(np.max(self._cut_lhs(ctx, p, x)), 0.0)
+            if worse > 1e-9:
+                return f"its purchases violate a cut by {worse:.3g} more than the optimum's"
+        return None
 
     def _make_solution(self, ctx: dict, cand: tuple, *, objective: float | None, bound: float, status: str,
                        nodes: int, method: str) -> LASolution:
@@ -1062,7 +1074,7 @@ class LoadAggregator(Agent):
         a = self._arrays()
         profit, viol, pi, p, x = cand
         price = ctx["price"]
-        x = self._polish(ctx, p, x)
+        x, tie_break = self._polish(ctx, p, x)
         profit = float(np.sum(pi * p) - np.sum(price * x))
         if objective is None:
             objective = profit
@@ -1084,7 +1096,7 @@ class LoadAggregator(Agent):
                           prices=prices, injections_p=inj_p, injections_q=inj_q, status=status, solve_time=0.0,
                           gap=float(gap), bound=float(bound), method=method, pricing=self.pricing,
                           relaxation=self.relaxation, nodes=nodes, revenue=revenue, cost=cost, surplus=surplus,
-                          cut_violation=raw_viol)
+                          cut_violation=raw_viol, tie_break_solver=tie_break)
 
     # ..................................................................... infeasibility diagnosis
     def _raise_infeasible(self, ctx: dict) -> None:
