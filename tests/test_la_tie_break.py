@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from agents.base import SolveError
-from agents.tes.load_aggregator import POLISH_ATTEMPTS, POLISH_PROBLEM, Customer, LoadAggregator
+from agents.tes.customers import Customer
+from agents.tes.la_polish import POLISH_ATTEMPTS, POLISH_PROBLEM
+from agents.tes.load_aggregator import LoadAggregator
 
 T3 = 3
 

@@ -33,7 +33,8 @@ import pandas as pd
 from agents.base import InfeasibleSetup
 from agents.tes.der_manager import DERManager, der_units_from_case
 from agents.tes.operator import DSO
-from agents.tes.load_aggregator import LoadAggregator, customers_from_case
+from agents.tes.customers import customers_from_case
+from agents.tes.load_aggregator import LoadAggregator
 from agents.tes.main_grid import MainGrid
 from agents.strategies import make_strategy
 from network.model import Case
