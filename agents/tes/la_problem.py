@@ -20,10 +20,11 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from ..base import InfeasibleSetup
+from ..cuts import CutPool
 from .customers import Q_SUFFIX, Customer
 
 __all__ = ["PRICINGS", "RELAXATIONS", "METHODS", "CUT_TOL", "CutLike", "NetworkFn", "Retail", "Round",
-           "Candidate", "Outcome", "LASolution", "offer_arrays", "cut_rows", "finish", "rebalance",
+           "Candidate", "Outcome", "LASolution", "offer_arrays", "cut_pool", "finish", "rebalance",
            "diagnose_infeasible"]
 
 PRICINGS = ("personalized", "uniform")
@@ -93,9 +94,9 @@ class Round:
 
     ``price``/``qty``: (U, T) offer prices and effective quantities (an unlimited quantity capped
     at a never-binding value); ``Gy``/``h``/``per``: the cuts' rows (K, C+U), constants (K,) and
-    periods (K,); ``slot``: (K,) row of each cut in the model's pool of ``capacity`` rows per
-    period (``period * capacity + rank within the period``); ``network``: the centralized
-    benchmark's network constraints, else None.
+    periods (K,) (:meth:`agents.cuts.CutPool.matrix`); ``slot``: (K,) row of each cut in the
+    model's block of ``capacity`` rows per period (:meth:`agents.cuts.CutPool.slots`);
+    ``network``: the centralized benchmark's network constraints, else None.
     """
 
     price: np.ndarray
@@ -236,10 +237,10 @@ def offer_arrays(retail: Retail, supplier_ids: Sequence[str], offers: Mapping[st
     return price, qeff, qty
 
 
-def cut_rows(retail: Retail, supplier_ids: Sequence[str], cuts: Sequence[CutLike],
-             agent_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut rows: Gy (K, C+U) on the period's injections (customer p with its q coefficient folded
-    in via tan_phi, then the supply units' -x), constant h (K,), period (K,).
+def cut_pool(retail: Retail, supplier_ids: Sequence[str], cuts: Sequence[CutLike], agent_id: str) -> CutPool:
+    """The cuts as a vector pool (:class:`agents.cuts.CutPool`, one index per hour, repeats dropped)
+    over the period's injections ``y = (p_1..p_C, -x_1..-x_U)``: a customer's reactive
+    coefficient is folded into its column through tan_phi, a supply unit's is on ``-x``.
 
     A cut is ``(period, coefficients, constant)``, a mapping with those keys, or an object with
     those attributes; its coefficients are keyed by the LA's decision ids.
@@ -247,8 +248,7 @@ def cut_rows(retail: Retail, supplier_ids: Sequence[str], cuts: Sequence[CutLike
     C, T, U = retail.n_customers, retail.horizon, len(supplier_ids)
     cidx = {c: k for k, c in enumerate(retail.customer_ids)}
     uidx = {u: k for k, u in enumerate(supplier_ids)}
-    K = len(cuts)
-    Gy, h, per = np.zeros((K, C + U)), np.zeros(K), np.zeros(K, int)
+    pool = CutPool(n_index=T, n_vars=C + U)
     for k, cut in enumerate(cuts):
         if isinstance(cut, Mapping):
             t, coefs, const = cut["period"], cut["coefficients"], cut["constant"]
@@ -259,21 +259,23 @@ def cut_rows(retail: Retail, supplier_ids: Sequence[str], cuts: Sequence[CutLike
         t = int(t)
         if not 0 <= t < T:
             raise ValueError(f"{agent_id}: cut {k} has period {t} outside 0..{T - 1}")
-        h[k], per[k] = float(const), t
+        h = float(const)
+        g = np.zeros(C + U)
         for key, v in coefs.items():
             v = float(v)
-            if not math.isfinite(v) or not math.isfinite(h[k]):
+            if not math.isfinite(v) or not math.isfinite(h):
                 raise ValueError(f"{agent_id}: cut {k} has a non-finite coefficient")
             if key in cidx:
-                Gy[k, cidx[key]] += v
+                g[cidx[key]] += v
             elif key.endswith(Q_SUFFIX) and key[: -len(Q_SUFFIX)] in cidx:
                 c = cidx[key[: -len(Q_SUFFIX)]]
-                Gy[k, c] += v * retail.tan[c]
+                g[c] += v * retail.tan[c]
             elif key in uidx:
-                Gy[k, C + uidx[key]] += v  # on the unit's injection y = -x
+                g[C + uidx[key]] += v  # on the unit's injection y = -x
             else:
                 raise ValueError(f"{agent_id}: cut {k} uses unknown decision id {key!r}")
-    return Gy, h, per
+        pool.add(t, h, g)
+    return pool
 
 
 # --------------------------------------------------------------------------- exact evaluation

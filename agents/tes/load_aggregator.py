@@ -37,8 +37,10 @@ Cuts
 ``(period, coefficients, constant)`` means ``constant + sum_k coefficients[k] y_k <= 0`` in that
 period, with ``y`` the LA's injection decisions: ``p_{c,t}`` for customer ``c`` (kW, consumption
 positive), ``q_{c,t} = tan_phi_c p_{c,t}`` for ``"<c>#q"`` (kVAr) and ``-x_{u,t}`` for a supply
-unit ``u`` (generation is a negative injection). Cuts live in a fixed-size pool of cvxpy
-parameters that is doubled (problem rebuilt) only when full.
+unit ``u`` (generation is a negative injection). The cuts of a solve are kept in a vector
+:class:`agents.cuts.CutPool` (one index per hour; a repeated cut is dropped) whose dense arrays
+fill a fixed-capacity block of cvxpy parameters per hour (:meth:`agents.cuts.CutPool.slots`);
+the capacity doubles (:func:`agents.cuts.capacity_for`, the problem is rebuilt) only when full.
 
 The problems are built once per (supplier set, pool capacity, network callable) and cached in
 attributes named ``_cache...`` (dropped from snapshots, rebuilt lazily).
@@ -52,12 +54,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..base import Agent, InfeasibleSetup
+from ..cuts import capacity_for
 from .customers import Q_SUFFIX, Customer, customers_from_case
 from .la_branch_and_bound import branch_and_bound
 from .la_formulations import Model, Segments, build_hull, build_kkt, segments, solve_kkt
 from .la_polish import polish
 from .la_problem import (METHODS, PRICINGS, RELAXATIONS, CutLike, LASolution, NetworkFn, Outcome, Retail, Round,
-                         cut_rows, offer_arrays)
+                         cut_pool, offer_arrays)
 
 __all__ = ["LoadAggregator"]
 
@@ -164,8 +167,7 @@ class LoadAggregator(Agent):
         """The cached model of ``kind`` ("hull", "miqp", "mccormick") with room for ``per_period``
         cuts per period (the pool's capacity doubles until they fit: the model is rebuilt then)."""
         cache = self._models()
-        while self.cut_capacity < per_period:
-            self.cut_capacity *= 2
+        self.cut_capacity = capacity_for(per_period, start=self.cut_capacity)
         key = (kind, None if network is None else id(network))
         m = cache.get(key)
         if (m is None or m.suppliers != self.supplier_ids or m.capacity != self.cut_capacity
@@ -198,24 +200,18 @@ class LoadAggregator(Agent):
         self._add_suppliers(offers.keys())
         retail = self._retail()
         price, qty, _ = offer_arrays(retail, self.supplier_ids, offers, self.id)
-        Gy, h, per = cut_rows(retail, self.supplier_ids, cuts, self.id)
+        pool = cut_pool(retail, self.supplier_ids, cuts, self.id)
         if self.relaxation == "mccormick":
             kind = "mccormick"
         else:
             kind = "hull" if self.method == "hull_bb" else "miqp"
-        counts = np.bincount(per, minlength=self.horizon)
-        m = self._model(kind, int(counts.max()) if per.size else 0, network)
+        m = self._model(kind, pool.count(), network)
         K = m.capacity
         m.par["price"].value = price
         m.par["qty"].value = qty
-        rank = np.zeros(per.size, int)  # position of each cut among the cuts of its period
-        for t in np.unique(per):
-            idx = np.flatnonzero(per == t)
-            rank[idx] = np.arange(idx.size)
-        slot = per * K + rank
-        Gk, hk = np.zeros((self.horizon * K, Gy.shape[1])), np.zeros(self.horizon * K)
-        Gk[slot], hk[slot] = Gy, h
+        hk, Gk, slot = pool.slots(K, self.horizon)
         m.par["G"].value, m.par["h"].value = Gk, hk
+        Gy, h, per = pool.matrix()
         rnd = Round(price, qty, Gy, h, per, slot, K, network, len(self.customers))
         if kind == "hull":
             out = branch_and_bound(self.id, retail, self._segments(), m, rnd, gap_tol=self.gap_tol,

@@ -5,12 +5,12 @@ from typing import Any
 
 import numpy as np
 
+from agents.cuts import CutPool
 from agents.tes.der_manager import DERManager
 from agents.tes.load_aggregator import LoadAggregator
 from agents.tes.main_grid import MainGrid
 from agents.tes.operator import DSO
 
-from ..benders import Cut, CutPool
 from ..host import Host
 from ..messages import (Accept, FeasibilityCut, Injections, Message, Offer, PriceSignal, Schedule, Status)
 
@@ -73,7 +73,7 @@ class LoadAggregatorHost(Host):
         super().__init__(agent, peers)
         self.offers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.sellers: dict[str, str] = {}  # unit id -> seller agent id
-        self.cuts = CutPool()  # feasibility cuts received so far (repeats are dropped)
+        self.cuts = CutPool()  # feasibility cuts received so far, keyed by the LA's decision ids (repeats dropped)
         self.solution: Any = None
         self.history: list[dict[str, Any]] = []
 
@@ -85,11 +85,10 @@ class LoadAggregatorHost(Host):
                 self.sellers[k] = m.sender
             new = True
         for m in _of(messages, FeasibilityCut):
-            new |= self.cuts.add(Cut(m.period, dict(m.coefficients), m.constant, iteration=m.round))
+            new |= self.cuts.add(m.period, m.constant, dict(m.coefficients), iteration=m.round)
         out: list[Message] = []
         if new:
-            self.solution = self.agent.solve(self.offers, cuts=[(c.index, c.coefficients, c.constant)
-                                                                for c in self.cuts])
+            self.solution = self.agent.solve(self.offers, cuts=list(self.cuts))
             self.history.append({"round": self.round, "objective": self.solution.objective,
                                  "n_cuts": len(self.cuts), "solve_time_s": self.solution.solve_time})
             # reactive power is a decision only for customers (DERs inject active power only)
