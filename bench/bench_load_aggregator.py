@@ -70,7 +70,7 @@ def bench_benders(case, offers, pricing: str, transformer_kw: float | None) -> N
         return
     config = TESConfig(pricing=pricing, transformer_kw=transformer_kw)
     agents = make_agents(prepare_case(case, config), config)
-    la, dso = agents["load_aggregator"], agents["dso"]
+    la, dso = agents["load_aggregator"], agents["operator"]
     cuts: list = []
     times, ncuts = [], []
     total = time.perf_counter()

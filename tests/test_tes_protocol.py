@@ -50,7 +50,7 @@ def test_decomposed_equals_centralized(case, pricing, limit):
     res, proto = run_day(case, pricing=pricing, transformer_kw=limit)
     assert res.converged
     assert res.objective_gap <= 1e-6
-    dso = make_agents(proto.case, proto.config)["dso"]
+    dso = make_agents(proto.case, proto.config)["operator"]
     for s in (res.solution, res.centralized):
         q = {k: v for k, v in s.injections_q.items() if k in s.loads}
         assert dso.violated_limits(s.injections_p, q, tol=1e-7) == []
@@ -68,7 +68,7 @@ def test_unconstrained_violates_and_final_is_feasible(case, tmp_path):
     assert "voltage_max" in fams
     assert any("at 13 phase a" in v["where"] for v in res.violations_unconstrained)
     # the final schedule violates nothing in LinDist3Flow
-    dso = make_agents(proto.case, proto.config)["dso"]
+    dso = make_agents(proto.case, proto.config)["operator"]
     s = res.solution
     q = {k: v for k, v in s.injections_q.items() if k in s.loads}
     assert dso.violated_limits(s.injections_p, q, tol=1e-7) == []
@@ -119,6 +119,27 @@ def test_boundary_on_audit_log(case, tmp_path):
     kinds = {(r["sender_role"], r["receiver_role"], r["type"]) for r in log}
     assert ("tes.operator", "tes.load_aggregator", "FeasibilityCut") in kinds
     assert ("tes.load_aggregator", "tes.operator", "Injections") in kinds
+    # the coordinator drives the day with typed commands; every offer is for day-ahead energy
+    commands = [(r["receiver_role"], r["payload"]["action"]) for r in log if r["sender"] == "coordinator"]
+    assert commands == [("tes.main_grid", "open"), ("tes.load_aggregator", "close")]
+    assert {r["type"] for r in log if r["sender"] == "coordinator"} == {"Command"}
+    offers = [r for r in log if r["type"] == "Offer"]
+    assert offers and all(r["payload"]["product"] == "day_ahead" for r in offers)
+
+
+def test_commands_and_products_are_typed(case):
+    from coordinator.boundary import BoundaryViolation
+    from coordinator.messages import Action, Command, Offer, Product, Status
+
+    b = Boundary()
+    rt = LocalRuntime(b)
+    TESProtocol(rt, case, TESConfig())
+    with pytest.raises(BoundaryViolation):  # a status is not a command: tes takes commands only
+        b.route(Status("coordinator", "MG", 0, note="open"))
+    b.route(Command("coordinator", "MG", 0, action=Action.OPEN))
+    with pytest.raises(ValueError, match="day-ahead energy only"):  # the LA buys day-ahead energy
+        rt.exchange([b.route(Offer("DERM", "LA", 1, product=Product.UP, prices={"G1": np.zeros(24)},
+                                   quantities={"G1": np.zeros(24)}))])
 
 
 def test_forbidden_message_is_stopped(case):

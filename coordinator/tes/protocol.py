@@ -2,17 +2,18 @@
 
 One market day:
 
-1. the coordinator opens the day (``Status`` to the main grid);
+1. the coordinator opens the day (``Command(OPEN)`` to the main grid);
 2. the main grid posts the LMP to the DER managers and its offer to the load
-   aggregator (LA); the DER managers answer with offers (strategy prices within
-   ``[0, max(0.16, LMP_t)]``);
+   aggregator (LA); the DER managers answer with offers (day-ahead energy, strategy
+   prices within ``[0, max(0.16, LMP_t)]``);
 3. the LA solves its relaxed market problem (no network constraints, the cuts so
    far) to certified global optimality and sends its injections per meter to the
-   DSO (acting as TES operator);
-4. the DSO checks them on LinDist3Flow; for every violated hour it returns one
+   TES operator (the DSO);
+4. the operator checks them on LinDist3Flow; for every violated hour it returns one
    feasibility cut keyed by the LA's meter ids, or accepts;
-5. repeat 3-4 until E* <= tolerance or the iteration limit; then the coordinator
-   announces convergence and the LA sends each seller its final schedule.
+5. repeat 3-4 until E* <= tolerance or the iteration limit; once accepted the
+   coordinator closes the day (``Command(CLOSE)`` to the LA) and the LA sends each
+   seller its final schedule (a day that does not converge is not closed).
 
 Benchmarks computed in every run (they are analysts' tools, not agents, so they
 may see everything): the *centralized* problem (the LA problem with the
@@ -41,8 +42,8 @@ from network.model import Case
 
 from ..benders import IterationLog, StoppingRule
 from ..boundary import COORDINATOR
-from .hosts import DERManagerHost, DSOHost, LoadAggregatorHost, MainGridHost
-from ..messages import FeasibilityCut, Injections, Offer, Status
+from .hosts import DERManagerHost, LoadAggregatorHost, MainGridHost, OperatorHost
+from ..messages import Action, Command, FeasibilityCut, Injections, Offer
 from ..runtime import Runtime
 from .policy import TES_POLICY
 
@@ -82,12 +83,12 @@ def prepare_case(case: Case, config: TESConfig) -> Case:
 
 @dataclass
 class Roles:
-    """Agent ids of the ``tes`` case by role."""
+    """Agent ids of the ``tes`` case by role (the TES operator is the case's owner with role "dso")."""
 
     main_grid: str
     der_managers: list[str]
     load_aggregator: str
-    dso: str
+    operator: str
 
     @classmethod
     def of(cls, case: Case) -> "Roles":
@@ -117,8 +118,8 @@ def make_agents(case: Case, config: TESConfig) -> dict[str, Any]:
                         price_min=float(lo), price_max=float(hi), price_sum_cap=float(cap),
                         pricing=config.pricing, relaxation=config.relaxation, supplier_ids=suppliers)
     (feeder,) = case.feeders.values()
-    dso = DSO(roles.dso, feeder, case.meters, power_unit=case.power_unit, tolerance=config.tolerance)
-    return {"roles": roles, "main_grid": mg, "der_managers": ders, "load_aggregator": la, "dso": dso}
+    op = DSO(roles.operator, feeder, case.meters, power_unit=case.power_unit, tolerance=config.tolerance)
+    return {"roles": roles, "main_grid": mg, "der_managers": ders, "load_aggregator": la, "operator": op}
 
 
 def make_hosts(case: Case, config: TESConfig) -> list[Any]:
@@ -126,8 +127,8 @@ def make_hosts(case: Case, config: TESConfig) -> list[Any]:
     r: Roles = a["roles"]
     hosts = [MainGridHost(a["main_grid"], {"der_manager": r.der_managers, "load_aggregator": [r.load_aggregator]})]
     hosts += [DERManagerHost(d, {"load_aggregator": [r.load_aggregator]}) for d in a["der_managers"]]
-    hosts.append(LoadAggregatorHost(a["load_aggregator"], {"dso": [r.dso]}))
-    hosts.append(DSOHost(a["dso"]))
+    hosts.append(LoadAggregatorHost(a["load_aggregator"], {"operator": [r.operator]}))
+    hosts.append(OperatorHost(a["operator"]))
     return hosts
 
 
@@ -175,7 +176,7 @@ class TESProtocol:
         t0 = time.perf_counter()
         r = self.roles
         log = IterationLog()
-        opened = self.rt.exchange(self.rt.send([Status(COORDINATOR, r.main_grid, 0, note="open")]))
+        opened = self.rt.exchange(self.rt.send([Command(COORDINATOR, r.main_grid, 0, action=Action.OPEN)]))
         to_ders = [m for m in opened if m.receiver in r.der_managers]
         offers_msgs = [m for m in opened if isinstance(m, Offer)] + [
             m for m in self.rt.exchange(to_ders) if isinstance(m, Offer)]
@@ -209,10 +210,10 @@ class TESProtocol:
                 break
             pending = cuts
         n_it = int(log.last["iteration"])
-        # close the day: the LA answers the status with each seller's final schedule
-        schedules = self.rt.exchange(self.rt.send([Status(COORDINATOR, r.load_aggregator, last_round + 1,
-                                                          converged=converged, iteration=n_it, note=reason)]))
-        self.rt.exchange(schedules)
+        if converged:  # close the day: the LA sends each seller its final schedule
+            schedules = self.rt.exchange(self.rt.send([Command(COORDINATOR, r.load_aggregator, last_round + 1,
+                                                               action=Action.CLOSE, iteration=n_it)]))
+            self.rt.exchange(schedules)
         final = self.rt.call(r.load_aggregator, "report")["solution"]
         t_protocol = time.perf_counter() - t0
         # Benchmarks and analysis: the analyst's view (sees everything; no messages involved)
@@ -233,7 +234,7 @@ class TESProtocol:
     def analyst(self) -> DSO:
         """A private copy of the network model for the run's analysis (voltages, violations)."""
         if getattr(self, "_analyst", None) is None:
-            self._analyst = make_agents(self.case, self.config)["dso"]
+            self._analyst = make_agents(self.case, self.config)["operator"]
         return self._analyst
 
     def _diagnose(self, exc: InfeasibleSetup, day: int) -> str:
@@ -305,4 +306,4 @@ def benchmark(case: Case, config: TESConfig, offers: dict[str, tuple[np.ndarray,
     """The LA problem for the same offers with no cuts: with the LinDist3Flow limits inside
     (``network=True``, the centralized benchmark) or without them (the unconstrained market)."""
     a = make_agents(case, config)
-    return a["load_aggregator"].solve(offers, cuts=(), network=network_constraints(a["dso"]) if network else None)
+    return a["load_aggregator"].solve(offers, cuts=(), network=network_constraints(a["operator"]) if network else None)
