@@ -64,7 +64,8 @@ def bench_exact(case, offers, pricing: str, repeat: int) -> None:
 
 def bench_benders(case, offers, pricing: str, transformer_kw: float | None) -> None:
     try:
-        from coordinator.tes.protocol import TESConfig, make_agents, network_constraints, prepare_case
+        from coordinator.tes.analysis import network_constraints
+        from coordinator.tes.setup import TESConfig, make_agents, prepare_case
     except ImportError as e:  # pragma: no cover - the protocol is developed in parallel
         print(f"  benders    skipped ({e})")
         return

@@ -21,7 +21,8 @@ from network.model import Case
 
 from .boundary import COORDINATOR
 from .messages import Action, Command
-from .tes.protocol import DayResult, TESConfig, TESProtocol
+from .tes.protocol import DayResult, TESProtocol
+from .tes.setup import TESConfig
 from .runtime import Runtime
 
 

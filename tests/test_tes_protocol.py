@@ -9,7 +9,8 @@ import pytest
 from agents.base import InfeasibleSetup
 from coordinator.boundary import Boundary, read_audit_log
 from coordinator.tes.policy import TES_POLICY
-from coordinator.tes.protocol import TESConfig, TESProtocol, make_agents, prepare_case
+from coordinator.tes.protocol import TESProtocol
+from coordinator.tes.setup import TESConfig, make_agents, prepare_case
 from coordinator.runtime import LocalRuntime
 from scenarios.registry import load_case
 
@@ -177,3 +178,24 @@ def test_mccormick_gap_reported(case):
     gap = res.solution.mccormick_gap
     assert gap is not None and len(gap) == 9
     assert res.solution.objective >= res.centralized.objective - 1e-6  # a relaxation bounds the exact optimum
+
+
+def test_repeated_cuts_stop_without_convergence(case, monkeypatch):
+    """An operator that repeats its cuts gets no new schedule: the day stops, not converged, and is not closed."""
+    from agents.tes.operator import DSO
+
+    orig = DSO.check_schedule
+
+    def sticky(self, p, q):  # always the answer to the first schedule it saw
+        if not hasattr(self, "_first_check"):
+            self._first_check = orig(self, p, q)
+        return self._first_check
+
+    monkeypatch.setattr(DSO, "check_schedule", sticky)
+    res, _ = run_day(case, pricing="personalized")
+    assert not res.converged
+    # iteration 1 gets cuts, iteration 2 the same cuts again: the LA holds them all, so it sends nothing
+    assert res.stop_reason.startswith("no progress") and "iteration 2" in res.stop_reason
+    assert len(res.iterations) == 2 and (res.iterations["n_cuts"] > 0).all()
+    sold = res.settlement[(res.settlement.role == "der_manager") & (res.settlement.item == "energy_kwh")]
+    assert (sold.value == 0).all()  # the day was not closed: no seller got a schedule
