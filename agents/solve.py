@@ -40,8 +40,8 @@ import cvxpy as cp
 
 from .base import SolveError
 
-__all__ = ["OPTIMAL", "INACCURATE", "INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED", "Attempt", "Solved", "solve", "solve_conic",
-           "solve_lp", "check_status", "is_solved", "CONIC_RETRIES"]
+__all__ = ["OPTIMAL", "INACCURATE", "INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED", "Attempt", "Solved", "solve",
+           "solve_conic", "solve_lp", "check_status", "is_solved", "CONIC_RETRIES"]
 
 #: the status of a solution that is used as is
 OPTIMAL = "optimal"

@@ -90,8 +90,9 @@ class LoadAggregatorHost(Host):
         new = False
         for m in _of(messages, Offer):
             if m.product != Product.DAY_AHEAD:
-                raise ValueError(f"{self.id}: an offer of {getattr(m.product, 'value', m.product)} from {m.sender}; the tes market buys "
-                                 "day-ahead energy only")
+                what = getattr(m.product, "value", m.product)
+                raise ValueError(f"{self.id}: an offer of {what} from {m.sender}; the tes market buys day-ahead "
+                                 "energy only")
             for k in m.prices:
                 self.offers[k] = (np.asarray(m.prices[k]), np.asarray(m.quantities[k]))
                 self.sellers[k] = m.sender
