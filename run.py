@@ -205,17 +205,27 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _finish_folders(status: str, error: str | None = None) -> None:
-    """Mark the run folders of this process complete, failed or interrupted; name what a failed run kept."""
+def _folders_since(n: int) -> list:
     from scenarios.runs import ACTIVE
 
-    for folder in ACTIVE:
+    return [f for f in ACTIVE[n:] if f.status is not None]
+
+
+def _finish_folders(folders: list, status: str, error: str | None = None) -> None:
+    """Mark the run folders made by this command complete, failed or interrupted (in their manifests)."""
+    for folder in folders:
         if folder.status == "running":
             folder.finish(status, error)
-        if status != "complete" and folder.status is not None:
-            kept = folder.files()
-            print(f"{status}: run folder {folder.path} kept {len(kept)} file(s): {', '.join(kept[:8])}"
-                  + (", ..." if len(kept) > 8 else ""), file=sys.stderr)
+
+
+def _kept(folders: list) -> str:
+    """What the run folders of this command hold: for a failure that cut a run short."""
+    parts = []
+    for f in folders:
+        files = f.files()
+        parts.append(f"{f.path} kept {', '.join(files[:6])}{', ...' if len(files) > 6 else ''}" if files
+                     else f"{f.path} kept nothing")
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     (a solver, the cluster, the disk), 130 interrupted. Every failure is one line on stderr; set
     ``TDMARKET_DEBUG=1`` to get the traceback as well."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from scenarios.runs import ACTIVE
+
+    first = len(ACTIVE)
     status, error = "failed", None
     try:
         parser = build_parser(argv)
@@ -251,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         error = f"{where}{exc.strerror or _one_line(exc)}"
         if exc.errno == errno.ENOSPC:
             error = f"disk full: {error}"
+            kept = _kept(_folders_since(first))
+            if kept:
+                error += f"; run folder {kept}"
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the one place where anything becomes one line
@@ -260,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error} (TDMARKET_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        _finish_folders(status, error)
+        _finish_folders(_folders_since(first), status, error)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ set grows as cuts name new decisions; the receiver's own decision ids). It
 - gives dense arrays for vectorised constraints: :meth:`rows` per index, :meth:`padded`
   as ``(K, S)`` blocks with unused slots repeating the index's first cut (a repeated
   cut is redundant), :meth:`padded_at` the same with some decisions held at given
-  values (a cut on ``(z, y)`` seen as a cut on ``z`` for a known ``y``), and
-  :func:`capacity_for` the fixed capacity of a block of cvxpy Parameters (doubled when
-  full, so that a problem is rebuilt only ``log2`` times).
+  values (a cut on ``(z, y)`` seen as a cut on ``z`` for a known ``y``), :meth:`slots` as
+  ``K`` rows per index with unused rows all zero (``0 <= 0``: for a problem that reads
+  each cut's own dual), and :func:`capacity_for` the fixed capacity of a block of cvxpy
+  Parameters (doubled when full, so that a problem is rebuilt only ``log2`` times).
 """
 from __future__ import annotations
 
@@ -217,6 +218,26 @@ class CutPool:
             j = np.where(np.arange(K) < c.size, np.arange(K), 0)
             C[:, s], G_free[:, s], G_fixed[:, s] = c[j], g[:, free][j], g_fixed[j]
         return C, G_free, G_fixed
+
+    def slots(self, K: int, n_index: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(C (S*K,), G (S*K, n_vars), slot (N,))``: row ``s*K + k`` holds the k-th cut of index s,
+        unused rows are all zero (``0 + 0 . y <= 0``, always met); ``slot[r]`` is the row of the
+        r-th cut of :meth:`matrix` (arrival order). Unlike :meth:`padded`, no cut is repeated, so
+        each cut's dual is the dual of its own row."""
+        S = int(n_index if n_index is not None else (self.n_index or 0))
+        C = np.zeros(S * K)
+        G = np.zeros((S * K, self.n_vars))
+        slot = np.zeros(len(self._order), dtype=int)
+        for r, (i, k) in enumerate(self._order):  # k: the cut's position among the cuts of index i
+            if not 0 <= i < S:
+                raise ValueError(f"cut index {i} outside 0..{S - 1}")
+            if k >= K:
+                raise ValueError(f"index {i} holds {self.count(i)} cuts, more than the {K} slots")
+            slot[r] = i * K + k
+            g = self._g[i][k]
+            G[slot[r], :g.size] = g
+            C[slot[r]] = self._cuts[i][k].constant
+        return C, G, slot
 
     # ------------------------------------------------------------------ activity and pruning
     def mark(self, duals: np.ndarray, tol: float = 1e-9) -> None:

@@ -10,6 +10,10 @@ Every local problem of every agent is solved through :func:`solve`: it tries a l
 - otherwise raises :class:`agents.base.SolveError` naming the agent, the problem, the
   iteration and what every attempt gave.
 
+A status listed in ``stop_on`` (e.g. :data:`INFEASIBLE`) ends the search without an error:
+it is the problem's own verdict, which the caller diagnoses (``Solved.status`` says which),
+not a solver failure that another attempt could mend.
+
 A solver that raises (``cvxpy.error.SolverError``; cvxpy raises ``ValueError`` on a
 status it does not know) counts as a failed attempt; it is never swallowed: either a
 later attempt succeeds, and :class:`Solved` says which solver produced the result, or
@@ -36,8 +40,8 @@ import cvxpy as cp
 
 from .base import SolveError
 
-__all__ = ["OPTIMAL", "INACCURATE", "INFEASIBLE", "Attempt", "Solved", "solve", "solve_conic", "solve_lp",
-           "check_status", "is_solved", "CONIC_RETRIES"]
+__all__ = ["OPTIMAL", "INACCURATE", "INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED", "Attempt", "Solved", "solve",
+           "solve_conic", "solve_lp", "check_status", "is_solved", "CONIC_RETRIES"]
 
 #: the status of a solution that is used as is
 OPTIMAL = "optimal"
@@ -45,6 +49,8 @@ OPTIMAL = "optimal"
 INACCURATE = "optimal_inaccurate"
 #: the statuses that mean "no feasible point" (a diagnosis, not a solver failure)
 INFEASIBLE = ("infeasible", "infeasible_inaccurate")
+#: a presolve's verdict (HiGHS, SCIP); on a problem bounded by construction it means infeasible
+INFEASIBLE_OR_UNBOUNDED = "infeasible_or_unbounded"
 
 _CLARABEL_BASE = {"equilibrate_enable": True, "iterative_refinement_enable": True, "max_iter": 200}
 #: Clarabel settings tried in turn when a conic solve is not "optimal"
@@ -91,7 +97,7 @@ def _try(prob: cp.Problem, a: Attempt, errors: list[str]) -> str | None:
 
 
 def solve(prob: cp.Problem, attempts: Sequence[Attempt], agent: str, problem: str, *,
-          iteration: int | None = None, accept_inaccurate: bool = True) -> Solved:
+          iteration: int | None = None, accept_inaccurate: bool = True, stop_on: Sequence[str] = ()) -> Solved:
     """Solve ``prob`` by the first attempt that works (see the module docstring)."""
     errors: list[str] = []
     inaccurate: int | None = None
@@ -99,11 +105,13 @@ def solve(prob: cp.Problem, attempts: Sequence[Attempt], agent: str, problem: st
         st = _try(prob, a, errors)
         if st is None:
             continue
-        if st == OPTIMAL:
+        if st == OPTIMAL or st in stop_on:
             return Solved(a.solver, st, i)
         if st == INACCURATE and inaccurate is None:
             inaccurate = i
         errors.append(f"{a.solver}: {st}")
+    if accept_inaccurate and inaccurate is not None and inaccurate == len(attempts) - 1:
+        return Solved(attempts[inaccurate].solver, INACCURATE, inaccurate)  # its values are still in place
     if accept_inaccurate and inaccurate is not None:  # solve again with the attempt that gave it
         a = attempts[inaccurate]
         st = _try(prob, a, errors)

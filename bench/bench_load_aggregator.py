@@ -64,13 +64,14 @@ def bench_exact(case, offers, pricing: str, repeat: int) -> None:
 
 def bench_benders(case, offers, pricing: str, transformer_kw: float | None) -> None:
     try:
-        from coordinator.tes.protocol import TESConfig, make_agents, network_constraints, prepare_case
+        from coordinator.tes.analysis import network_constraints
+        from coordinator.tes.setup import TESConfig, make_agents, prepare_case
     except ImportError as e:  # pragma: no cover - the protocol is developed in parallel
         print(f"  benders    skipped ({e})")
         return
     config = TESConfig(pricing=pricing, transformer_kw=transformer_kw)
     agents = make_agents(prepare_case(case, config), config)
-    la, dso = agents["load_aggregator"], agents["dso"]
+    la, dso = agents["load_aggregator"], agents["operator"]
     cuts: list = []
     times, ncuts = [], []
     total = time.perf_counter()

@@ -14,7 +14,8 @@ import statistics
 import time
 
 from coordinator.boundary import Boundary
-from coordinator.tes.protocol import TESConfig, TESProtocol
+from coordinator.tes.protocol import TESProtocol
+from coordinator.tes.setup import TESConfig
 from coordinator.runtime import LocalRuntime, RayRuntime
 from scenarios.registry import load_case
 

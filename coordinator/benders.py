@@ -1,86 +1,18 @@
-"""Benders machinery shared by the protocols: cut pool, bounds, gap, stopping rule, log.
+"""Benders machinery shared by the protocols: bounds, gap, stopping rule, iteration log.
 
 Conventions: the master problem is a *minimisation*. Its optimal value (with the
 cuts so far) is a lower bound; a feasible point evaluated exactly is an upper
-bound. Feasibility-only schemes (``tes``) track the violation E* instead.
+bound. Feasibility-only schemes (``tes``) track the violation E* instead. The cuts
+themselves live in the one cut pool of the project, :mod:`agents.cuts`.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import pandas as pd
-
-
-@dataclass(frozen=True)
-class Cut:
-    """``constant + sum_k coefficients[k] x_k <= 0`` (feasibility) or
-    ``theta_index >= constant + sum_k coefficients[k] x_k`` (optimality).
-
-    ``index`` identifies what the cut belongs to (a period for feasibility cuts,
-    a scenario for multi-cut optimality cuts); ``iteration`` when it was made.
-    """
-
-    index: int
-    coefficients: Mapping[str, float]
-    constant: float
-    iteration: int = 0
-    kind: str = "feasibility"
-    info: Mapping[str, Any] = field(default_factory=dict)
-
-    def value(self, x: Mapping[str, float]) -> float:
-        """constant + coefficients . x"""
-        return self.constant + sum(c * float(x[k]) for k, c in self.coefficients.items())
-
-
-class CutPool:
-    """Cuts received so far, de-duplicated (a repeated cut adds nothing)."""
-
-    def __init__(self, tol: float = 1e-10) -> None:
-        self._cuts: list[Cut] = []
-        self._tol = tol
-
-    def add(self, cut: Cut) -> bool:
-        """Add ``cut``; returns False if an identical cut (within tol) is already there."""
-        for c in self._cuts:
-            if c.index == cut.index and c.kind == cut.kind and abs(c.constant - cut.constant) <= self._tol * (
-                    1 + abs(c.constant)) and c.coefficients.keys() == cut.coefficients.keys() and all(
-                    abs(c.coefficients[k] - v) <= self._tol * (1 + abs(v)) for k, v in cut.coefficients.items()):
-                return False
-        self._cuts.append(cut)
-        return True
-
-    def extend(self, cuts: Iterable[Cut]) -> int:
-        return sum(self.add(c) for c in cuts)
-
-    def __iter__(self) -> Iterator[Cut]:
-        return iter(self._cuts)
-
-    def __len__(self) -> int:
-        return len(self._cuts)
-
-    def by_index(self, index: int) -> list[Cut]:
-        return [c for c in self._cuts if c.index == index]
-
-    def keys(self) -> list[str]:
-        """All decision ids used by the cuts (sorted)."""
-        return sorted({k for c in self._cuts for k in c.coefficients})
-
-    def matrix(self, keys: list[str], n_index: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Dense form: (G, h, index) with row i meaning ``h_i + G_i . x <= 0`` over ``keys``."""
-        col = {k: j for j, k in enumerate(keys)}
-        g = np.zeros((len(self._cuts), len(keys)))
-        h = np.zeros(len(self._cuts))
-        idx = np.zeros(len(self._cuts), dtype=int)
-        for i, c in enumerate(self._cuts):
-            for k, v in c.coefficients.items():
-                g[i, col[k]] = v
-            h[i] = c.constant
-            idx[i] = c.index
-        return g, h, idx
 
 
 def relative_gap(lower: float, upper: float) -> float:

@@ -20,8 +20,9 @@ import pandas as pd
 from network.model import Case
 
 from .boundary import COORDINATOR
-from .messages import Status
-from .tes.protocol import DayResult, TESConfig, TESProtocol
+from .messages import Action, Command
+from .tes.protocol import DayResult, TESProtocol
+from .tes.setup import TESConfig
 from .runtime import Runtime
 
 
@@ -81,7 +82,7 @@ class TESMarketModel(mesa.Model):
         self.datacollector.collect(self)
         ders = [p.agent_id for p in self.participants if p.role == "der_manager"]
         self.runtime.exchange(self.runtime.send(
-            [Status(COORDINATOR, d, self.day, converged=res.converged, note="end-of-day") for d in ders]))
+            [Command(COORDINATOR, d, self.day, action=Action.END_OF_DAY) for d in ders]))
         self.day += 1
 
     def days_frame(self) -> pd.DataFrame:

@@ -1,24 +1,9 @@
-"""Shared Benders machinery: cut pool, bounds, gap, stopping rule, log."""
+"""Shared Benders machinery: bounds, gap, stopping rule, log (the cut pool: tests/test_cuts.py)."""
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from coordinator.benders import Bounds, Cut, CutPool, IterationLog, StoppingRule, relative_gap
-
-
-def test_cut_pool_drops_repeats_and_builds_matrices():
-    pool = CutPool()
-    assert pool.add(Cut(3, {"G1": -0.5, "RL1": 0.25}, 1.0))
-    assert not pool.add(Cut(3, {"RL1": 0.25, "G1": -0.5}, 1.0))  # the same cut again
-    assert pool.add(Cut(4, {"G1": -0.5, "RL1": 0.25}, 1.0))  # same coefficients, other period
-    assert len(pool) == 2 and pool.keys() == ["G1", "RL1"]
-    g, h, idx = pool.matrix(pool.keys())
-    np.testing.assert_array_equal(g, [[-0.5, 0.25], [-0.5, 0.25]])
-    np.testing.assert_array_equal(h, [1.0, 1.0])
-    np.testing.assert_array_equal(idx, [3, 4])
-    assert Cut(0, {"a": 2.0}, -1.0).value({"a": 1.0}) == 1.0
+from coordinator.benders import Bounds, IterationLog, StoppingRule, relative_gap
 
 
 def test_bounds_gap_and_stopping():

@@ -110,3 +110,36 @@ def test_cut_is_exact_for_the_affine_model() -> None:
         q2 = {k: np.array([x2[k + "#q"]]) for k in ("LOAD1", "LOAD2")}
         e2 = float(dso.check_schedule(p2, q2).violation[0])
         assert cut.constant + sum(c * x2[k] for k, c in cut.coefficients.items()) <= e2 + 1e-8
+
+
+@pytest.mark.parametrize("failing", [{"CLARABEL"}, {"CLARABEL", "HIGHS"}])
+def test_slack_lp_falls_back_or_fails_loudly(monkeypatch, failing) -> None:
+    """A failed slack LP is solved by the next solver (same cut), or the error names the operator and problem."""
+    import cvxpy as cp
+
+    from agents.base import SolveError
+
+    p = {"DER": np.array([-40.0]), "LOAD1": np.array([3.0]), "LOAD2": np.array([5.0])}
+    q = {"LOAD1": np.array([1.0]), "LOAD2": np.array([1.5])}
+    (ref,) = DSO("TESO", _feeder(True), _meters(True, "a")).check_schedule(p, q).cuts
+    orig = cp.Problem.solve
+
+    def solve(self, *args, **kwargs):
+        if kwargs.get("solver") in failing:
+            raise cp.error.SolverError(f"Solver '{kwargs.get('solver')}' failed (forced by the test)")
+        return orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(cp.Problem, "solve", solve)
+    dso = DSO("TESO", _feeder(True), _meters(True, "a"))
+    if failing == {"CLARABEL"}:
+        (cut,) = dso.check_schedule(p, q).cuts
+        exact = sum(v["excess_pu"] for v in dso.violated_limits(p, q, tol=0.0))  # E* = sum of max(0, u_l)
+        assert cut.violation == pytest.approx(exact, rel=1e-12)  # HiGHS: a vertex, exact
+        assert ref.violation == pytest.approx(exact, rel=1e-7)  # Clarabel: an interior point, to its tolerance
+        assert cut.coefficients.keys() == ref.coefficients.keys()
+        for k, v in ref.coefficients.items():
+            assert cut.coefficients[k] == pytest.approx(v, rel=1e-9, abs=1e-15)
+    else:
+        with pytest.raises(SolveError, match=r"TESO: slack problem \(A5\)-\(A6\).*CLARABEL.*HIGHS") as ei:
+            dso.check_schedule(p, q)
+        assert ei.value.agent == "TESO" and ei.value.iteration == 1

@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.base import Agent, InfeasibleSetup
-from agents.tes.load_aggregator import Customer, LASolution, LoadAggregator, customers_from_case
+from agents.tes.customers import Customer, customers_from_case
+from agents.tes.la_problem import LASolution
+from agents.tes.load_aggregator import LoadAggregator
 from scenarios.registry import load_case
 
 T3 = 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 import mesa
 
 from coordinator.boundary import Boundary
-from coordinator.tes.protocol import TESConfig
+from coordinator.tes.setup import TESConfig
 from coordinator.runtime import LocalRuntime
 from coordinator.simulation import TESMarketModel
 from scenarios.registry import load_case

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from coordinator.boundary import Boundary
-from coordinator.tes.protocol import TESConfig, TESProtocol
+from coordinator.tes.protocol import TESProtocol
+from coordinator.tes.setup import TESConfig
 from coordinator.runtime import LocalRuntime, RayRuntime
 from scenarios.registry import load_case
 

@@ -30,8 +30,11 @@ import numpy as np
 from network.lindist3flow import LinDist3Flow
 from network.model import Feeder, MeterLocation
 
-from ..base import Agent, SolveError
+from ..base import Agent
+from ..solve import Attempt, solve
 
+#: the slack LP (A5)-(A6): Clarabel, then HiGHS
+SLACK_ATTEMPTS = (Attempt("CLARABEL", {}), Attempt("HIGHS", {}))
 
 
 @dataclass(frozen=True)
@@ -158,9 +161,7 @@ class DSO(Agent):
             self._cache_lp = cache
         _, prob, u_par, eps, con = cache
         u_par.value = u_star
-        prob.solve(solver=cp.CLARABEL)
-        if prob.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            raise SolveError(self.id, "slack problem (A5)-(A6)", str(prob.status), iteration=self.checks)
+        solve(prob, SLACK_ATTEMPTS, self.id, "slack problem (A5)-(A6)", iteration=self.checks)
         y = np.clip(np.asarray(con.dual_value, dtype=float), 0.0, 1.0)
         e = np.maximum(np.asarray(eps.value, dtype=float), 0.0)
         # the LP is separable: eps_l = max(0, u_l), y_l = 1 where u_l > 0; clean interior-point noise

@@ -1,18 +1,27 @@
-"""Hosts of the ``tes`` protocol: main grid, DER managers, the load aggregator and the TES operator."""
+"""Hosts of the ``tes`` protocol: main grid, DER managers, the load aggregator and the TES operator.
+
+The coordinator drives a day with :class:`Command` messages: ``OPEN`` to the main grid (it posts
+the LMP to the DER managers, who answer with offers, and its own offer to the load
+aggregator), ``CLOSE`` to the load aggregator (it sends each seller its final schedule) and
+``END_OF_DAY`` to the DER managers (their strategies learn from the day). Every offer is for
+day-ahead energy (``Product.DAY_AHEAD``). Peer tables name the roles a host talks to:
+``"der_manager"``, ``"load_aggregator"`` and ``"operator"`` (the TES operator).
+"""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
+from agents.cuts import CutPool
 from agents.tes.der_manager import DERManager
 from agents.tes.load_aggregator import LoadAggregator
 from agents.tes.main_grid import MainGrid
 from agents.tes.operator import DSO
 
-from ..benders import Cut, CutPool
 from ..host import Host
-from ..messages import (Accept, FeasibilityCut, Injections, Message, Offer, PriceSignal, Schedule, Status)
+from ..messages import (Accept, Action, Command, FeasibilityCut, Injections, Message, Offer, PriceSignal, Product,
+                        Schedule)
 
 
 def _of(messages: list[Message], kind: type[Message]) -> list[Any]:
@@ -24,14 +33,14 @@ class MainGridHost(Host):
 
     def _handle(self, messages: list[Message]) -> list[Message]:
         out: list[Message] = []
-        for m in _of(messages, Status):
-            if m.note == "open":
+        for m in _of(messages, Command):
+            if m.action == Action.OPEN:
                 lmp = self.agent.lmp
                 out += [PriceSignal(self.id, d, self.round, product="lmp", prices={self.agent.unit_id: lmp})
                         for d in self.peers.get("der_manager", [])]
                 prices = {k: v[0] for k, v in self.agent.offers().items()}
                 qty = {k: v[1] for k, v in self.agent.offers().items()}
-                out += [Offer(self.id, la, self.round, prices=prices, quantities=qty)
+                out += [Offer(self.id, la, self.round, product=Product.DAY_AHEAD, prices=prices, quantities=qty)
                         for la in self.peers.get("load_aggregator", [])]
         for m in _of(messages, Schedule):
             self.agent.deliver(dict(m.quantities))
@@ -49,13 +58,13 @@ class DERManagerHost(Host):
         for m in _of(messages, PriceSignal):
             lmp = next(iter(m.prices.values()))
             offers = self.agent.offers(lmp)
-            out += [Offer(self.id, la, self.round, prices={k: v[0] for k, v in offers.items()},
-                          quantities={k: v[1] for k, v in offers.items()})
+            out += [Offer(self.id, la, self.round, product=Product.DAY_AHEAD,
+                          prices={k: v[0] for k, v in offers.items()}, quantities={k: v[1] for k, v in offers.items()})
                     for la in self.peers.get("load_aggregator", [])]
         for m in _of(messages, Schedule):
             self.agent.deliver(dict(m.quantities), dict(m.prices))
-        for m in _of(messages, Status):
-            if m.note == "end-of-day":
+        for m in _of(messages, Command):
+            if m.action == Action.END_OF_DAY:
                 self.agent.end_of_day()
         return out
 
@@ -65,7 +74,7 @@ class DERManagerHost(Host):
 
 
 class LoadAggregatorHost(Host):
-    """Collects offers and cuts; re-solves whenever it gets new ones; sends injections to the DSO."""
+    """Collects day-ahead offers and cuts; re-solves whenever it gets new ones; sends injections to the operator."""
 
     agent: LoadAggregator
 
@@ -73,32 +82,35 @@ class LoadAggregatorHost(Host):
         super().__init__(agent, peers)
         self.offers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.sellers: dict[str, str] = {}  # unit id -> seller agent id
-        self.cuts = CutPool()  # feasibility cuts received so far (repeats are dropped)
+        self.cuts = CutPool()  # feasibility cuts received so far, keyed by the LA's decision ids (repeats dropped)
         self.solution: Any = None
         self.history: list[dict[str, Any]] = []
 
     def _handle(self, messages: list[Message]) -> list[Message]:
         new = False
         for m in _of(messages, Offer):
+            if m.product != Product.DAY_AHEAD:
+                what = getattr(m.product, "value", m.product)
+                raise ValueError(f"{self.id}: an offer of {what} from {m.sender}; the tes market buys day-ahead "
+                                 "energy only")
             for k in m.prices:
                 self.offers[k] = (np.asarray(m.prices[k]), np.asarray(m.quantities[k]))
                 self.sellers[k] = m.sender
             new = True
         for m in _of(messages, FeasibilityCut):
-            new |= self.cuts.add(Cut(m.period, dict(m.coefficients), m.constant, iteration=m.round))
+            new |= self.cuts.add(m.period, m.constant, dict(m.coefficients), iteration=m.round)
         out: list[Message] = []
         if new:
-            self.solution = self.agent.solve(self.offers, cuts=[(c.index, c.coefficients, c.constant)
-                                                                for c in self.cuts])
+            self.solution = self.agent.solve(self.offers, cuts=list(self.cuts))
             self.history.append({"round": self.round, "objective": self.solution.objective,
                                  "n_cuts": len(self.cuts), "solve_time_s": self.solution.solve_time})
             # reactive power is a decision only for customers (DERs inject active power only)
             dec = self.agent.decision_ids()
             q = {k: v for k, v in self.solution.injections_q.items() if f"{k}#q" in dec}
-            out += [Injections(self.id, dso, self.round, p=self.solution.injections_p, q=q)
-                    for dso in self.peers.get("dso", [])]
-        for m in _of(messages, Status):
-            if m.converged and self.solution is not None:
+            out += [Injections(self.id, op, self.round, p=self.solution.injections_p, q=q)
+                    for op in self.peers.get("operator", [])]
+        for m in _of(messages, Command):
+            if m.action == Action.CLOSE and self.solution is not None:
                 # the final schedule: tell each seller what it sold and at which price
                 by_seller: dict[str, dict[str, Any]] = {}
                 for u, q in self.solution.purchases.items():
@@ -112,8 +124,8 @@ class LoadAggregatorHost(Host):
         return {"solution": self.solution, "history": self.history, "n_cuts": len(self.cuts)}
 
 
-class DSOHost(Host):
-    """Checks injections on the feeder model; answers with cuts or an acceptance."""
+class OperatorHost(Host):
+    """The TES operator: checks injections on the feeder model; answers with cuts or an acceptance."""
 
     agent: DSO
 

@@ -1,8 +1,11 @@
-"""The information policy of the ``tes`` protocol: which role may send which message type to which role."""
+"""The information policy of the ``tes`` protocol: which role may send which message type to which role.
+
+The coordinator drives the day with :class:`Command` messages (``OPEN``, ``CLOSE``, ``END_OF_DAY``).
+"""
 from __future__ import annotations
 
 from ..boundary import Policy
-from ..messages import Accept, Command, FeasibilityCut, Injections, Offer, PriceSignal, Schedule, Status
+from ..messages import Accept, Command, FeasibilityCut, Injections, Offer, PriceSignal, Schedule
 
 MAIN_GRID, DER_MANAGER, LOAD_AGGREGATOR, OPERATOR = "tes.main_grid", "tes.der_manager", "tes.load_aggregator", \
     "tes.operator"
@@ -15,4 +18,4 @@ TES_POLICY = Policy("tes", {
     (LOAD_AGGREGATOR, MAIN_GRID): frozenset({Schedule}),
     (LOAD_AGGREGATOR, OPERATOR): frozenset({Injections}),
     (OPERATOR, LOAD_AGGREGATOR): frozenset({FeasibilityCut, Accept}),
-}, coordinator_types=frozenset({Command, Status}))
+}, coordinator_types=frozenset({Command}))

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from coordinator.boundary import Boundary
-from coordinator.tes.protocol import DayResult, TESConfig
+from coordinator.tes.protocol import DayResult
+from coordinator.tes.setup import TESConfig
 from coordinator.simulation import TESMarketModel
 
 from ..registry import load_case

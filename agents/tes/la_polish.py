@@ -1,0 +1,125 @@
+"""The tie-break of the load aggregator's purchases: the least-norm cost-minimal purchases.
+
+Units offering the same price (WT and PV at 0 $/kWh; G2 and the main grid when the LMP equals
+G2's price) make the purchases for given loads non-unique: the optimum is a face, and which
+vertex a solver returns depends on the formulation and the solver's version. The tie-break
+takes, among the purchases ``x`` (U, T) in kW that meet the loads, the offers, the cuts (or
+the network constraints of the centralized benchmark) and cost no more than the solver's
+purchases in any hour (within 1e-11 relative), the one of least Euclidean norm: tied units
+share, and the decomposed and centralized runs pick the same point.
+
+Solving it never fails silently: the QP is tried with each of :data:`POLISH_ATTEMPTS` through
+:func:`agents.solve.solve`; an attempt fails when the solver does not report "optimal" or when
+its point, cleaned (clipped to the offers, rebalanced to the loads), misses the loads by more
+than 1e-6 kW, costs more than 1e-9 relative above the solver's purchases in some hour, or meets
+the cuts less well (by more than 1e-9). The solution records which solver produced the point
+(``LASolution.tie_break_solver``); when every attempt fails a :class:`agents.base.SolveError`
+names the agent, the problem and every failure.
+"""
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+
+from ..base import SolveError
+from ..solve import Attempt, solve
+from .la_formulations import CLARABEL_TIGHT, Model, injection_exprs
+from .la_problem import Retail, Round, rebalance
+
+__all__ = ["POLISH_ATTEMPTS", "POLISH_PROBLEM", "has_ties", "polish"]
+
+#: HiGHS (active set: exact on the thin set of cost-minimal purchases), then Clarabel
+POLISH_ATTEMPTS = (Attempt("HIGHS", {}), Attempt("CLARABEL", CLARABEL_TIGHT))
+POLISH_PROBLEM = "tie-break QP (least-norm purchases)"
+
+
+def has_ties(rnd: Round, x: np.ndarray) -> bool:
+    """Can purchases be shifted between two units with the same offer price in some hour?"""
+    price, qty = rnd.price, rnd.qty
+    U = price.shape[0]
+    for u in range(U):
+        for v in range(U):
+            if u != v:
+                same = np.abs(price[u] - price[v]) <= 1e-12
+                if np.any(same & (x[u] > 1e-9) & (x[v] < qty[v] - 1e-9)):
+                    return True
+    return False
+
+
+def polish_model(retail: Retail, suppliers: tuple[str, ...], cache: dict, rnd: Round) -> Model:
+    """The QP, cached in ``cache`` under ``("polish", network id)`` (one network model at a time)."""
+    net = rnd.network
+    key = ("polish", None if net is None else id(net))
+    m = cache.get(key)
+    if m is not None and m.suppliers == suppliers and m.capacity == rnd.capacity and m.network is net:
+        return m
+    m = Model("polish", suppliers, rnd.capacity, net)
+    C, T, U, K = retail.n_customers, retail.horizon, len(suppliers), rnd.capacity
+    p = cp.Parameter((C, T), name="loads")
+    x = cp.Variable((U, T), nonneg=True, name="x")
+    m.par.update(p=p, load=cp.Parameter(T, name="total_load"), cost=cp.Parameter(T, name="cost_cap"),
+                 price=cp.Parameter((U, T), name="offer_price"), qty=cp.Parameter((U, T), nonneg=True),
+                 G=cp.Parameter((T * K, U), name="cut_G_units"), h=cp.Parameter(T * K, name="cut_h_loads"))
+    yrep = (-x.T)[np.repeat(np.arange(T), K), :]
+    cons = [x <= m.par["qty"], cp.sum(x, axis=0) == m.par["load"],
+            cp.sum(cp.multiply(m.par["price"], x), axis=0) <= m.par["cost"],
+            cp.sum(cp.multiply(m.par["G"], yrep), axis=1) + m.par["h"] <= 0]
+    if net is not None:
+        P, Q = injection_exprs(retail, suppliers, p, x)
+        cons += list(net(P, Q) or [])
+    m.prob = cp.Problem(cp.Minimize(cp.sum_squares(x)), cons)
+    m.var["x"] = x
+    for k in [k for k in cache if k[0] == "polish" and k[1] is not None]:
+        del cache[k]
+    cache[key] = m
+    return m
+
+
+def polish(agent_id: str, retail: Retail, suppliers: tuple[str, ...], cache: dict, rnd: Round, p: np.ndarray,
+           x: np.ndarray) -> tuple[np.ndarray, str]:
+    """The least-norm cost-minimal purchases for the loads ``p`` (C, T), and the solver that
+    produced them; ``(x, "")`` when no offers tie (see the module docstring)."""
+    if not has_ties(rnd, x):
+        return x, ""
+    C, T, K = retail.n_customers, retail.horizon, rnd.capacity
+    m = polish_model(retail, suppliers, cache, rnd)
+    price, qty = rnd.price, rnd.qty
+    cost = (price * x).sum(axis=0)
+    hk = np.zeros(T * K)
+    Gk = np.zeros((T * K, len(suppliers)))
+    if rnd.n_cuts:
+        hk[rnd.slot] = rnd.h + np.einsum("kc,ck->k", rnd.Gy[:, :C], p[:, rnd.per])
+        Gk[rnd.slot] = rnd.Gy[:, C:]
+    m.par["p"].value, m.par["load"].value = p, p.sum(axis=0)
+    m.par["cost"].value = cost + 1e-11 * np.maximum(1.0, np.abs(cost))
+    m.par["price"].value, m.par["qty"].value = price, qty
+    m.par["G"].value, m.par["h"].value = Gk, hk
+    failures: list[str] = []
+    for attempt in POLISH_ATTEMPTS:
+        try:
+            solved = solve(m.prob, [attempt], agent_id, POLISH_PROBLEM, accept_inaccurate=False)
+        except SolveError as exc:
+            failures.append(exc.detail or f"{attempt.solver}: {exc.status}")
+            continue
+        x2 = np.clip(np.asarray(m.var["x"].value, dtype=float), 0.0, qty)
+        x2 = rebalance(x2, p.sum(axis=0), price, qty)
+        why = _defect(rnd, p, x, x2, cost)
+        if why is None:
+            return x2, solved.solver
+        failures.append(f"{solved.solver}: {why}")
+    raise SolveError(agent_id, POLISH_PROBLEM, "not solved", detail="; ".join(failures))
+
+
+def _defect(rnd: Round, p: np.ndarray, x: np.ndarray, x2: np.ndarray, cost: np.ndarray) -> str | None:
+    """Why the polished purchases ``x2`` cannot replace the solver's ``x`` (None: they can)."""
+    short = float(np.max(np.abs(x2.sum(axis=0) - p.sum(axis=0))))
+    if short > 1e-6:
+        return f"its purchases miss the loads by {short:.3g} kW"
+    cost2, limit = (rnd.price * x2).sum(axis=0), cost + 1e-9 * np.maximum(1.0, np.abs(cost))
+    if np.any(cost2 > limit):
+        return f"its purchases cost {float(np.max(cost2 - cost)):.3g} $ more than the optimum in some hour"
+    if rnd.n_cuts:
+        worse = np.max(rnd.cut_lhs(p, x2)) - max(np.max(rnd.cut_lhs(p, x)), 0.0)
+        if worse > 1e-9:
+            return f"its purchases violate a cut by {worse:.3g} more than the optimum's"
+    return None
