@@ -23,7 +23,7 @@ from typing import Mapping
 import cvxpy as cp
 import numpy as np
 
-from ..solve import check_status
+from ..solve import Attempt, solve
 from .participants import DEM
 
 __all__ = ["DAMarket", "DAResult", "clear_da_market", "equilibrium_price_interval"]
@@ -91,8 +91,7 @@ def clear_da_market(market: DAMarket, caps: Mapping[str, float] | np.ndarray | N
     x = cp.Variable(market.n)
     bal = -(market.sign @ x) == 0  # demand - supply == 0: dual = price
     prob = cp.Problem(cp.Minimize((market.sign * market.price) @ x), [bal, x >= market.p_min, x <= u])
-    prob.solve(solver=solver)
-    check_status(prob, agent, "day-ahead market LP")
+    solve(prob, [Attempt(solver, {})], agent, "day-ahead market LP")
     return DAResult(np.asarray(x.value, dtype=float), float(bal.dual_value), float(prob.value), u, prob.status)
 
 

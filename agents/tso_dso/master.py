@@ -45,9 +45,8 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from ..base import SolveError
 from ..cuts import CutPool
-from ..solve import check_status, solve_conic, solve_lp
+from ..solve import Attempt, solve, solve_conic, solve_lp
 from .day_ahead import DAMarket
 
 __all__ = ["MasterResult", "Master"]
@@ -260,11 +259,9 @@ class Master:
         if self.scheme == "fc":
             solve_conic(self.level_prob, self.agent, what, iteration)
         else:
-            try:
-                self.level_prob.solve(solver=self.solver, **self.solver_options)
-            except (cp.error.SolverError, ValueError) as exc:
-                raise SolveError(self.agent, what, "solver error", iteration=iteration, detail=str(exc)) from None
-            check_status(self.level_prob, self.agent, what, iteration, accept_inaccurate=False)
+            # a MILP: no fallback solver; a failure is a SolveError naming the master and the iteration
+            solve(self.level_prob, [Attempt(self.solver, self.solver_options)], self.agent, what,
+                  iteration=iteration, accept_inaccurate=False)
         dt = time.perf_counter() - t0
         m = self.market
         x = np.clip(np.asarray(self.x.value, dtype=float), m.p_min, m.qty)  # interior-point accuracy (fc)
@@ -282,12 +279,8 @@ class Master:
         if self.scheme == "fc":
             solve_lp(self.prob, self.agent, "fc master LP", iteration, solver=self.solver)
         else:
-            try:
-                self.prob.solve(solver=self.solver, **self.solver_options)
-            except (cp.error.SolverError, ValueError) as exc:
-                raise SolveError(self.agent, f"{self.scheme} master MILP", "solver error", iteration=iteration,
-                                 detail=str(exc)) from None
-            check_status(self.prob, self.agent, f"{self.scheme} master MILP", iteration, accept_inaccurate=False)
+            solve(self.prob, [Attempt(self.solver, self.solver_options)], self.agent, f"{self.scheme} master MILP",
+                  iteration=iteration, accept_inaccurate=False)
         dt = time.perf_counter() - t0
         m = self.market
         x = np.asarray(self.x.value, dtype=float)

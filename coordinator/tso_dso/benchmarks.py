@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import cvxpy as cp
 import numpy as np
 
-from agents.solve import solve_conic
+from agents.solve import check_status, solve_conic
 from agents.tso_dso.day_ahead import DAMarket, clear_da_market, equilibrium_price_interval
 from agents.tso_dso.dso import build_area_rt
 from agents.tso_dso.master import Master
@@ -128,8 +128,7 @@ def extensive_form(case: Case, wind: Any, scheme: str, *, alpha_min: float = -1e
             bound = float(stats.getDualbound())  # type: ignore[union-attr]
         except Exception:
             bound = None
-    if prob.status not in ("optimal", "optimal_inaccurate"):
-        raise RuntimeError(f"extensive form ({scheme}): status {prob.status}")
+    check_status(prob, "analyst", f"{scheme} extensive form")
     value = float(obj.value)
     return {"objective": value, "bound": bound, "x": np.asarray(x.value, dtype=float), "status": prob.status,
             "time_s": time.perf_counter() - t0, "rt_cost": np.asarray(cost.value, dtype=float).reshape(-1),
