@@ -85,11 +85,20 @@ def is_solved(status: str, *, accept_inaccurate: bool = True) -> bool:
     return status == OPTIMAL or (accept_inaccurate and status == INACCURATE)
 
 
+#: cvxpy warm-starts by default: HiGHS from the Problem's cached last solution, Clarabel by reusing
+#: its solver object (with the settings of the last solve). A cached solution is state that a
+#: snapshot does not carry, so an agent restored from its snapshot would solve cold and could land
+#: on another optimal vertex: results would depend on whether a process died. Every solve here
+#: is cold (an attempt's options may still ask for a warm start), so a restored agent reproduces
+#: an undisturbed one bit for bit.
+WARM_START = False
+
+
 def _try(prob: cp.Problem, a: Attempt, errors: list[str]) -> str | None:
     try:
         with warnings.catch_warnings():  # an inaccurate status is handled here, not warned about
             warnings.simplefilter("ignore", UserWarning)
-            prob.solve(solver=a.solver, **dict(a.options))
+            prob.solve(solver=a.solver, **{"warm_start": WARM_START, **dict(a.options)})
     except (cp.error.SolverError, ValueError) as exc:
         errors.append(f"{a.solver}: {exc}"[:200])
         return None
