@@ -60,3 +60,12 @@ class LocalRuntime(Runtime):
 
     def last_snapshot(self, agent_id: str) -> bytes:
         return self._snapshots[agent_id]
+
+    def restart(self, agent_id: str) -> None:
+        """Rebuild ``agent_id`` from its last snapshot, as a Ray actor is after a crash.
+
+        Whatever the host held outside its snapshot (solver caches, built cvxpy problems) is
+        gone; a host whose results depend on such state gives other numbers after this.
+        """
+        host = self._hosts[agent_id]
+        self._hosts[agent_id] = type(host).restore(self._snapshots[agent_id])
