@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import CaseError
-from .model import (F_BRANCHES, F_BUSES, F_LINES, F_LOADS, F_META, F_NODES, F_OWNERS, F_PROFILES, F_UNITS,
+from .model import (TRANSMISSION, F_BRANCHES, F_BUSES, F_LINES, F_LOADS, F_META, F_NODES, F_OWNERS, F_PROFILES, F_UNITS,
                     PHASES, Bus, Case, DCLine, Feeder, FeederLine, FeederNode, Load, Owner, TransmissionGrid, Unit)
 
 SCHEMA = "tdmarket-case/1"
@@ -254,6 +254,10 @@ def _read_case(folder: Path) -> Case:
         if not isinstance(fm, dict) or fm.get("id") in (None, ""):
             raise CaseError(f"feeder entry {i + 1} must be an object with an 'id', got {fm!r}", file=F_META,
                             column="feeders")
+    for fm in fmeta:
+        if str(fm.get("id")) == TRANSMISSION:
+            raise CaseError(f"feeder id '{TRANSMISSION}' is reserved for the transmission grid; rename the feeder",
+                            file=F_META, column="feeders.id")
     if fmeta:
         nt = _Table(folder / F_NODES, F_NODES)
         nt.require(*COLUMNS[F_NODES])

@@ -15,11 +15,12 @@ from agents.tes.der_manager import DERManager, der_units_from_case
 from agents.tes.load_aggregator import LoadAggregator
 from agents.tes.main_grid import MainGrid
 from agents.tes.operator import DSO
+from network.errors import CaseError
 from network.model import Case, Feeder
 
 from .hosts import DERManagerHost, LoadAggregatorHost, MainGridHost, OperatorHost
 
-__all__ = ["TESConfig", "prepare_case", "Roles", "make_agents", "make_hosts"]
+__all__ = ["TESConfig", "check_case", "prepare_case", "Roles", "make_agents", "make_hosts"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,66 @@ class TESConfig:
             raise ValueError(f"transformer limit must be a finite number >= 0 kW, got {self.transformer_kw}")
 
 
+_SEE = "see README § case folders"
+#: numeric case parameters read by tes, with their defaults
+TES_PARAMETERS = {"retail_price_min": 0.12, "retail_price_max": 0.24, "retail_price_sum_cap": 4.32,
+                  "der_price_min": 0.0, "der_price_cap_floor": 0.16}
+
+
+def _param(case: Case, key: str) -> float:
+    v = case.param(key, TES_PARAMETERS[key])
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise CaseError(f"tes needs a finite number, got {v!r}", file="case.json", column=f"parameters.{key}")
+    return float(v)
+
+
+def check_case(case: Case) -> None:
+    """What the ``tes`` protocol needs of a case, each missing piece a :class:`CaseError` naming where.
+
+    One feeder; exactly one owner of each role main_grid, load_aggregator and dso (the TES
+    operator); the main grid owns one supply point with a ``price_profile`` (its LMP); the load
+    aggregator owns loads with baseline and alpha profiles and a beta; numeric retail-price
+    parameters with ``retail_price_min <= retail_price_max``.
+    """
+    if len(case.feeders) != 1:
+        raise CaseError(f"tes needs exactly one feeder; {case.name} has {len(case.feeders)}; {_SEE}",
+                        file="case.json", column="feeders")
+    for role in ("main_grid", "load_aggregator", "dso"):
+        owners = case.owners_with_role(role)
+        if len(owners) != 1:
+            have = "none" if not owners else f"{len(owners)} ({', '.join(o.id for o in owners)})"
+            raise CaseError(f"tes needs exactly one {role} owner; {case.name} has {have}; {_SEE}",
+                            file="owners.csv", column="role", row=owners[1].row if len(owners) > 1 else None)
+    mg = case.owners_with_role("main_grid")[0]
+    units = case.units_of(mg.id)
+    if len(units) != 1:
+        raise CaseError(f"tes needs the main grid {mg.id} to own exactly one supply point; it owns {len(units)}",
+                        file="units.csv", column="owner")
+    if units[0].price_profile is None:
+        raise CaseError(f"the main grid's supply point {units[0].id} needs a price_profile (its LMP)",
+                        file="units.csv", row=units[0].row, column="price_profile", key=units[0].id)
+    la = case.owners_with_role("load_aggregator")[0]
+    loads = case.loads_of(la.id)
+    if not loads:
+        raise CaseError(f"the load aggregator {la.id} owns no loads; tes needs its customers", file="loads.csv",
+                        column="owner")
+    for d in loads:
+        for col in ("baseline_profile", "alpha_profile"):
+            if getattr(d, col) is None:
+                raise CaseError(f"customer {d.id} of {la.id} needs a {col}", file="loads.csv", row=d.row,
+                                column=col, key=d.id)
+        if math.isnan(d.beta):
+            raise CaseError(f"customer {d.id} of {la.id} needs a beta (utility curvature)", file="loads.csv",
+                            row=d.row, column="beta", key=d.id)
+    values = {k: _param(case, k) for k in TES_PARAMETERS}
+    if values["retail_price_min"] > values["retail_price_max"]:
+        raise CaseError(f"retail_price_min {values['retail_price_min']:g} exceeds retail_price_max "
+                        f"{values['retail_price_max']:g}", file="case.json", column="parameters.retail_price_min")
+
+
 def prepare_case(case: Case, config: TESConfig) -> Case:
-    """The case with the transformer limit of ``config`` applied."""
+    """The case with the transformer limit of ``config`` applied (after :func:`check_case`)."""
+    check_case(case)
     if config.transformer_kw is None:
         return case
     (feeder,) = case.feeders.values()
@@ -78,15 +137,14 @@ class Roles:
 
 def make_agents(case: Case, config: TESConfig) -> dict[str, Any]:
     """The agents of a ``tes`` day, each given only its own private data."""
+    check_case(case)
     roles = Roles.of(case)
-    lo = case.param("retail_price_min", 0.12)
-    hi = case.param("retail_price_max", 0.24)
-    cap = case.param("retail_price_sum_cap", 4.32)
+    lo, hi, cap = (_param(case, k) for k in ("retail_price_min", "retail_price_max", "retail_price_sum_cap"))
     mg = MainGrid.from_case(case, roles.main_grid)
     ders = [DERManager(d, der_units_from_case(case, d),
                        make_strategy(config.strategy, markup=config.markup, seed=config.seed),
-                       price_min=float(case.param("der_price_min", 0.0)),
-                       cap_floor=float(case.param("der_price_cap_floor", 0.16))) for d in roles.der_managers]
+                       price_min=_param(case, "der_price_min"),
+                       cap_floor=_param(case, "der_price_cap_floor")) for d in roles.der_managers]
     suppliers = [u.id for d in ders for u in d.units] + [mg.unit_id]
     la = LoadAggregator(roles.load_aggregator, customers_from_case(case, roles.load_aggregator), case.horizon,
                         price_min=float(lo), price_max=float(hi), price_sum_cap=float(cap),

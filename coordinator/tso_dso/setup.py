@@ -16,6 +16,7 @@ import numpy as np
 from agents.tso_dso.dso import DEFAULT_PENALTY_FACTOR, AreaDSO
 from agents.tso_dso.participants import WIND, RTDERManager, RTLoadAggregator, locations_from_case, resources_from_case
 from agents.tso_dso.tso import TSO
+from network.errors import CaseError
 from network.model import TRANSMISSION, Case
 
 from .hosts import AreaDSOHost, ParticipantHost, TSOHost
@@ -73,23 +74,29 @@ class Roles:
     def of(cls, case: Case) -> "Roles":
         tsos = case.owners_with_role("tso")
         if len(tsos) != 1:
-            raise ValueError(f"the tso-dso protocol needs exactly one TSO, the case has {len(tsos)}")
+            have = "none" if not tsos else f"{len(tsos)} ({', '.join(o.id for o in tsos)})"
+            raise CaseError(f"tso-dso needs exactly one tso owner; {case.name} has {have}; see README § case "
+                            f"folders", file="owners.csv", column="role")
         if case.transmission is None:
-            raise ValueError("the tso-dso protocol needs a transmission grid")
+            raise CaseError(f"tso-dso needs a transmission grid; {case.name} has none (buses.csv, branches.csv)",
+                            file="case.json", column="transmission")
         owner_area = {o.id: o.area for o in case.owners}
         feeder_area: dict[str, int] = {}
         for f in case.feeders.values():
             areas = {owner_area[a.owner] for a in (*case.units, *case.loads) if a.grid == f.id}
             if len(areas) != 1 or None in areas:
-                raise ValueError(f"feeder {f.id}: its resources must belong to owners of one area, got {areas}")
+                raise CaseError(f"feeder {f.id}: tso-dso needs its units and loads owned by owners of one area, "
+                                f"got areas {sorted(areas, key=str)}", file="owners.csv", column="area")
             feeder_area[f.id] = int(next(iter(areas)))
             if f.pcc_bus is None:
-                raise ValueError(f"feeder {f.id} has no PCC bus")
+                raise CaseError(f"feeder {f.id} has no PCC bus; tso-dso attaches every feeder to a transmission "
+                                f"bus", file="case.json", column="feeders.pcc_bus")
         dso_of_area = {int(o.area): o.id for o in case.owners_with_role("dso") if o.area is not None}
         dsos, area_of_dso, pcc = {}, {}, {}
         for fid, a in sorted(feeder_area.items(), key=lambda kv: kv[1]):
             if a not in dso_of_area:
-                raise ValueError(f"no DSO for area {a} (feeder {fid})")
+                raise CaseError(f"no dso owner for area {a} (feeder {fid}); tso-dso needs one per area",
+                                file="owners.csv", column="role")
             d = dso_of_area[a]
             dsos[d], area_of_dso[d], pcc[d] = fid, a, f"PCC{a}"
         parts, op = {}, {}

@@ -12,8 +12,9 @@ import pandas as pd
 
 from coordinator.boundary import Boundary
 from coordinator.tes.protocol import DayResult
-from coordinator.tes.setup import TESConfig
+from coordinator.tes.setup import TESConfig, check_case
 from coordinator.simulation import TESMarketModel
+from network.errors import CaseError
 
 from ..registry import load_case
 from ..runs import RunFolder
@@ -49,12 +50,15 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=False)
     case = load_case(args.case)
+    check_case(case)  # what tes needs of the case, before any folder is made (a CaseError: exit 2)
     try:
         if args.days < 1:
             raise ValueError("--days must be at least 1")
         config = TESConfig(pricing=args.pricing, relaxation=args.relaxation, transformer_kw=args.transformer_kw,
                            strategy=args.strategy, markup=args.markup, max_iterations=args.max_iterations,
                            seed=args.seed or 0)
+    except CaseError:
+        raise
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         config = _config(args)
         if not (math.isfinite(args.wind_factor) and args.wind_factor >= 0):
             raise ValueError("--wind-factor must be a number >= 0")
+        from coordinator.tso_dso.setup import Roles
+
+        Roles.of(case)  # what tso-dso needs of the case (a CaseError names where)
         model = WindModel.from_case(case)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -142,6 +142,9 @@ def run_sweep(args: argparse.Namespace) -> int:
             raise ValueError("--levels must be at least 1")
         if args.workers is not None and args.workers < 1:
             raise ValueError("--workers must be at least 1")
+        from coordinator.tso_dso.setup import Roles
+
+        Roles.of(case)
         WindModel.from_case(case)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
