@@ -59,7 +59,8 @@ class LearningMarkup(Strategy):
     Each day it plays the markup with the highest weight-sampled probability
     (deterministic given ``seed``), observes the day's profit, and updates the
     weight of the played arm with ``exp(eta * profit / scale)``. ``scale`` keeps the
-    update dimensionless (the first day's absolute profit).
+    update dimensionless (the first absolute profit above 1e-6 $; days before it teach
+    nothing). Weights are updated in the log domain (no overflow).
     """
 
     grid: tuple[float, ...] = (0.0, 0.01, 0.02, 0.04, 0.06, 0.08)
@@ -85,9 +86,14 @@ class LearningMarkup(Strategy):
 
     def update(self, profit: float) -> None:
         if not math.isfinite(self._scale) or self._scale <= 0:
-            self._scale = max(abs(profit), 1e-9)
-        self._w[self._arm] *= math.exp(self.eta * profit / self._scale)
-        self._w /= self._w.max()
+            if abs(profit) <= 1e-6:  # a day with no profit to speak of fixes no scale and teaches nothing
+                self._arm = int(self._rng.choice(len(self.grid), p=self._w / self._w.sum()))
+                return
+            self._scale = abs(profit)
+        # in the log domain, so that a large profit relative to the scale cannot overflow
+        logw = np.log(self._w)
+        logw[self._arm] += self.eta * profit / self._scale
+        self._w = np.exp(logw - logw.max())
         self._arm = int(self._rng.choice(len(self.grid), p=self._w / self._w.sum()))
 
     def describe(self) -> dict[str, float | str]:

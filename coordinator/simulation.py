@@ -12,6 +12,7 @@ re-indexed by ``day`` instead of relying on the DataCollector's index type.
 """
 from __future__ import annotations
 
+import pickle
 from typing import Any, Callable
 
 import mesa
@@ -20,6 +21,7 @@ import pandas as pd
 from network.model import Case
 
 from .boundary import COORDINATOR
+from .host import Host
 from .messages import Action, Command
 from .tes.protocol import DayResult, TESProtocol
 from .tes.setup import TESConfig
@@ -50,10 +52,11 @@ class TESMarketModel(mesa.Model):
     """A sequence of ``tes`` market days on one runtime."""
 
     def __init__(self, case: Case, runtime: Runtime, config: TESConfig = TESConfig(), *, seed: int = 0,
-                 benchmarks: bool = True, progress: Callable[[str], None] | None = None) -> None:
+                 benchmarks: bool = True, progress: Callable[[str], None] | None = None,
+                 hosts: list[Any] | None = None) -> None:
         super().__init__(rng=seed)
         self.runtime = runtime
-        self.protocol = TESProtocol(runtime, case, config, progress=progress)
+        self.protocol = TESProtocol(runtime, case, config, progress=progress, hosts=hosts)
         self.benchmarks = benchmarks
         self.day = 0
         self.results: list[DayResult] = []
@@ -84,6 +87,43 @@ class TESMarketModel(mesa.Model):
         self.runtime.exchange(self.runtime.send(
             [Command(COORDINATOR, d, self.day, action=Action.END_OF_DAY) for d in ders]))
         self.day += 1
+
+    # ------------------------------------------------------------------ checkpoints (--resume)
+    def checkpoint(self) -> bytes:
+        """Everything needed to go on after the last finished day: each agent's snapshot (its private
+        state: cuts, strategy, learning), the day results, the participants' figures and the recorded
+        per-day data. Taken between days, so no message is in flight."""
+        self.runtime.checkpoint()
+        state = {
+            "day": self.day,
+            "hosts": {aid: self.runtime.last_snapshot(aid) for aid in self.runtime.agent_ids},
+            "results": self.results,
+            "participants": [(p.agent_id, p.role, p.profit, p.strategy) for p in self.participants],
+            "model_vars": {k: list(v) for k, v in self.datacollector.model_vars.items()},
+            "rng": self.rng.bit_generator.state if hasattr(self, "rng") else None,
+            "random": self.random.getstate(),
+        }
+        return pickle.dumps(state)
+
+    @classmethod
+    def resume(cls, blob: bytes, case: Case, runtime: Runtime, config: TESConfig = TESConfig(), *,
+               seed: int = 0, benchmarks: bool = True,
+               progress: Callable[[str], None] | None = None) -> "TESMarketModel":
+        """The model of a checkpoint, on a fresh runtime: the next :meth:`step` clears the next day."""
+        state = pickle.loads(blob)
+        hosts = [Host.restore(b) for b in state["hosts"].values()]
+        model = cls(case, runtime, config, seed=seed, benchmarks=benchmarks, progress=progress, hosts=hosts)
+        model.day = int(state["day"])
+        model.results = list(state["results"])
+        by_id = {p.agent_id: p for p in model.participants}
+        for aid, role, profit, strategy in state["participants"]:
+            by_id[aid].profit, by_id[aid].strategy = profit, strategy
+        for k, v in state["model_vars"].items():
+            model.datacollector.model_vars[k] = list(v)
+        if state.get("rng") is not None and hasattr(model, "rng"):
+            model.rng.bit_generator.state = state["rng"]
+        model.random.setstate(state["random"])
+        return model
 
     def days_frame(self) -> pd.DataFrame:
         df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)

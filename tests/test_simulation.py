@@ -25,3 +25,14 @@ def test_two_days_with_a_learning_strategy():
     assert days.loc[1, "iterations"] <= days.loc[0, "iterations"]
     # the DER manager's strategy is visible per day (its markup is on the learning grid)
     assert set(days["der_markup"]) <= {0.0, 0.01, 0.02, 0.04, 0.06, 0.08}
+
+
+def test_learning_survives_a_zero_profit_first_day():
+    """A first day without profit used to fix the scale at 1e-9 and overflow exp() on the next day."""
+    from agents.strategies import LearningMarkup
+
+    s = LearningMarkup(seed=3)
+    for profit in (0.0, 48.75, 175.0, -3.0, 1e6):
+        s.update(profit)
+        assert s.markup in s.grid
+    assert s._scale == 48.75

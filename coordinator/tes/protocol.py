@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -76,14 +76,15 @@ class TESProtocol:
     """Runs ``tes`` market days on a runtime (Local or Ray) and computes the benchmarks."""
 
     def __init__(self, runtime: Runtime, case: Case, config: TESConfig = TESConfig(), *,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, hosts: Sequence[Any] | None = None) -> None:
+        """``hosts``: the agents' hosts as a checkpoint left them (a resumed run); default: new from the case."""
         self.case = prepare_case(case, config)
         self.config = config
         self.rt = runtime
         runtime.boundary.use(TES_POLICY)
         self.roles = Roles.of(self.case)
         self.progress = progress or (lambda s: None)
-        for h in make_hosts(self.case, config):
+        for h in (make_hosts(self.case, config) if hosts is None else hosts):
             self.rt.add(h)
         self.rule = StoppingRule(violation_tol=config.tolerance, max_iterations=config.max_iterations)
         self.analyst = Analyst(self.case, config)

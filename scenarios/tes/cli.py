@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import pickle
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,7 @@ from coordinator.simulation import TESMarketModel
 from network.errors import CaseError
 
 from ..registry import load_case
-from ..runs import RunFolder
+from ..runs import RunFolder, atomic_write
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +40,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--days", type=int, default=1, help="number of simulated market days")
     p.add_argument("--max-iterations", type=int, default=50)
     p.add_argument("--no-benchmarks", action="store_true", help="skip the centralized benchmark")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with the multi-day run in --out from its last finished day, up to --days")
+
+
+#: the options a resumed run must share with the run it continues
+RESUME_KEYS = ("case", "pricing", "relaxation", "transformer_kw", "strategy", "markup", "max_iterations", "seed",
+               "no_benchmarks")
+CHECKPOINT = "state/checkpoint.pkl"
+
+
+def _checkpoint_to_resume(args: argparse.Namespace) -> bytes | None:
+    """The checkpoint of the run in ``--out`` (bad input, exit 2, if there is none or it differs)."""
+    if args.out is None:
+        raise CaseError("--resume needs --out: the folder of the run to go on with", file="--out")
+    out = Path(args.out)
+    ck, man = out / CHECKPOINT, out / "manifest.json"
+    if not ck.is_file() or not man.is_file():
+        raise CaseError(f"nothing to resume in {out}: no finished day ({CHECKPOINT})", file=str(out))
+    old = json.loads(man.read_text(encoding="utf-8"))
+    params = old.get("parameters", {})
+    differ = [k for k in RESUME_KEYS if k in params and params[k] != getattr(args, k, None)]
+    if differ:
+        k = differ[0]
+        raise CaseError(f"--resume must use the run's options: {k} was {params[k]!r}, now {getattr(args, k)!r}",
+                        file="manifest.json", column=f"parameters.{k}")
+    blob = ck.read_bytes()
+    if int(pickle.loads(blob)["day"]) >= args.days:
+        raise CaseError(f"the run in {out} has finished its {args.days} day(s) already; raise --days",
+                        file="manifest.json")
+    return blob
 
 
 def make_runtime(kind: str, boundary: Boundary, address: str | None) -> Any:
@@ -62,23 +95,37 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    blob = _checkpoint_to_resume(args) if args.resume else None
     folder = RunFolder.create("tes-day", args.out)
-    folder.write_manifest("tes-day", args, seed=args.seed, extra={"case": case.name})
-    boundary = Boundary(folder.file("audit.jsonl"))
+    if blob is None:
+        folder.write_manifest("tes-day", args, seed=args.seed, extra={"case": case.name})
+        audit = folder.file("audit.jsonl")
+    else:
+        manifest = json.loads(folder.file("manifest.json").read_text(encoding="utf-8"))
+        day = int(pickle.loads(blob)["day"])
+        folder.write_manifest("tes-day", args, seed=args.seed, extra={"case": case.name},
+                              resumed=[*manifest.get("resumed", []), {"after_day": day - 1, "days": args.days}])
+        audit = folder.file(f"audit.resume-{day:03d}.jsonl")  # each segment of the run has its own log
+    boundary = Boundary(audit)
     t0 = time.perf_counter()
     with console.status("starting the runtime...") as status:
         runtime = make_runtime(args.runtime, boundary, args.ray_address)
         t_start = time.perf_counter() - t0
         try:
-            model = TESMarketModel(case, runtime, config, seed=args.seed or 0, benchmarks=not args.no_benchmarks,
-                                   progress=lambda s: status.update(s))
-            for _ in range(args.days):
+            kw = dict(seed=args.seed or 0, benchmarks=not args.no_benchmarks, progress=lambda s: status.update(s))
+            if blob is None:
+                model = TESMarketModel(case, runtime, config, **kw)
+            else:
+                model = TESMarketModel.resume(blob, case, runtime, config, **kw)
+                console.print(f"resuming after day {model.day - 1}: {args.days - model.day} day(s) to run")
+            while model.day < args.days:
                 model.step()
                 res = model.results[-1]
                 console.print(f"day {res.day}: {len(res.iterations)} iteration(s), "
                               f"{'converged' if res.converged else 'NOT converged'} ({res.stop_reason}), "
                               f"{res.wall_time_s:.2f} s")
                 write_tables(folder, model, boundary)  # each finished day is kept, even if a later one fails
+                atomic_write(folder.file(CHECKPOINT), lambda fh: fh.write(model.checkpoint()), binary=True)
         finally:
             runtime.shutdown()
             boundary.close()
