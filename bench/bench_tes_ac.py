@@ -63,7 +63,8 @@ def one(case, check: str) -> dict:
     return {"it0": len(d0.iterations), "cuts0": int(d0.iterations["n_cuts"].sum()), "solves0": d0.opendss_solves,
             "t0": d0.wall_time_s, "it1": len(d1.iterations), "solves1": d1.opendss_solves, "t1": d1.wall_time_s,
             "check": statistics.median(TIMES["check"]), "opendss": statistics.median(TIMES["opendss"] or [0.0]),
-            "rest": statistics.median(c - o for c, o in zip(TIMES["check"], TIMES["opendss"] or [0.0] * len(TIMES["check"]))),
+            "rest": statistics.median(c - o for c, o in zip(TIMES["check"],
+                                                             TIMES["opendss"] or [0.0] * len(TIMES["check"]))),
             "build": sum(TIMES["build"]), "checks": n0, "profit": d0.solution.objective,
             "la_s": float(d0.iterations["la_solve_s"].sum())}
 

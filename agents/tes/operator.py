@@ -247,14 +247,16 @@ class DSO(Agent):
 
     def violated_limits(self, p: Mapping[str, np.ndarray], q: Mapping[str, np.ndarray],
                         tol: float | None = None) -> list[dict]:
-        """Private diagnosis: each violated limit with its family, place and period (for the operator's log),
-        on the configured network check."""
+        """Private diagnosis: each violated limit with its family, place, period and excess u > 0 (``unit``:
+        pu^2 for squared voltages, pu for flows and the import), on the configured network check."""
         tol = self.tolerance if tol is None else tol
         _, _, ls, x = self._decisions(p, q)
         u = ls.U @ x + ls.u0[:, None] if self.network_check == "linear" else self.ac_limits(self.ac_flow(p, q))
         out = []
         for i, t in zip(*np.nonzero(u > tol)):
-            out.append({"period": int(t), "family": str(ls.family[i]), "where": ls.where[i], "excess_pu": float(u[i, t])})
+            fam = str(ls.family[i])
+            out.append({"period": int(t), "family": fam, "where": ls.where[i], "excess": float(u[i, t]),
+                        "unit": self.model.families[fam].unit})
         return out
 
     def _slack_lp(self, u_star: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -69,7 +69,7 @@ class DayResult:
     centralized: Any  # LASolution of the centralized benchmark
     offers: dict[str, tuple[np.ndarray, np.ndarray]]
     voltages: pd.DataFrame  # node, phase, hour, stage (before/after), model (lindist3flow/opendss), v_pu
-    violations_unconstrained: list[dict]  # on the operator's check
+    violations_unconstrained: list[dict]  # on the operator's check: family, where, period, excess, unit
     settlement: pd.DataFrame
     wall_time_s: float
     timings: dict[str, float] = field(default_factory=dict)
