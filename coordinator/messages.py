@@ -335,6 +335,26 @@ class Accept(Message):
     violation: float = 0.0
 
 
+@dataclass(frozen=True)
+class Losses(Message):
+    """The network losses of the schedule the receiver sent (network operator -> participant).
+
+    ``losses[t]``: active power (power unit) entering the network at its head beyond the sum of
+    the metered net loads in period ``t``, as the operator's AC power flow gives it for that
+    schedule. The receiver's supply covers it: ``sum purchases = sum consumption + losses``,
+    so its injections sum to ``-losses``. Sent only when the losses the schedule covers differ
+    from these; one aggregate per period, no identifiers.
+    """
+
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "losses", _freeze_array(self.losses))
+        if not np.all(np.isfinite(self.losses)):
+            raise ValueError("Losses: losses must be finite")
+
+
 ALL_TYPES: tuple[type[Message], ...] = (PriceSignal, Offer, Bid, Schedule, Injections, FeasibilityCut,
                                          OptimalityCut, Exchange, Caps, Status, Command, Accept, MasterBound,
-                                         RealTimeBounds, IterationBounds)
+                                         RealTimeBounds, IterationBounds, Losses)

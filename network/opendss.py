@@ -19,6 +19,15 @@ consumption and generator output positive injection.
 the previous circuit, so repeated calls in one process are independent) and
 returns ``{(node, phase): |V| in pu}`` with ``V_base = v_base_kv``
 phase-to-neutral.
+
+:class:`DssCircuit` is the fast path for repeated checks of one feeder (the TES
+operator's AC check): the circuit is compiled once, in its own OpenDSS engine
+(``opendssdirect`` context, so other circuits in the same process do not disturb
+it), with one constant-PQ load per meter (a generator is a load of negative
+power: the same constant-PQ injection as a ``Generator`` model 1); each hour then
+only updates the loads' kW/kvar and solves. Every solve starts from OpenDSS's
+initial (no-load) guess, so a solution does not depend on the hours solved before
+it (a restored agent gives the same numbers bit for bit).
 """
 from __future__ import annotations
 
@@ -27,6 +36,8 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Mapping
+
+import numpy as np
 
 from .model import Case, Feeder, MeterLocation
 
@@ -151,13 +162,8 @@ class DssResult:
     iterations: int
 
 
-def run_dss(script: str) -> DssResult:
-    """Run an exported script in-process and read the results.
-
-    Raises RuntimeError if the power flow does not converge.
-    """
-    import opendssdirect as dss
-
+def _parse(script: str) -> tuple[list[str], dict[str, str], float | None]:
+    """(OpenDSS commands, bus name (lower case) -> node id, v_base_kv) of an exported script."""
     bus_map: dict[str, str] = {}
     v_base_kv = None
     commands = []
@@ -172,6 +178,17 @@ def run_dss(script: str) -> DssResult:
                 v_base_kv = float(rest)
         elif s and not s.startswith("!") and not s.startswith("//"):
             commands.append(s)
+    return commands, bus_map, v_base_kv
+
+
+def run_dss(script: str) -> DssResult:
+    """Run an exported script in-process and read the results.
+
+    Raises RuntimeError if the power flow does not converge.
+    """
+    import opendssdirect as dss
+
+    commands, bus_map, v_base_kv = _parse(script)
     dss.Basic.ClearAll()
     dss.Text.Command("clear")
     for cmd in commands:
@@ -196,3 +213,122 @@ def run_dss(script: str) -> DssResult:
 def solve_dss(script: str) -> dict[tuple[str, str], float]:
     """``{(node, phase): |V| pu}`` of an exported script (see :func:`run_dss`)."""
     return run_dss(script).voltages
+
+
+# --------------------------------------------------------------------------- fast path
+
+
+@dataclass(frozen=True)
+class AcFlow:
+    """Hourly OpenDSS solutions of one feeder (:meth:`DssCircuit.solve`), arrays (n, T) or (T,).
+
+    ``v``: |V| per node-phase (pu, phase to neutral, base ``v_base_kv``), rows in
+    ``DssCircuit.node_phases``; ``p_flow``/``q_flow``: per-phase power entering the line
+    that feeds each node-phase, at its parent end (pu of the feeder's per-phase base,
+    positive parent -> child), same rows; ``import_power``/``q_import_power``: the
+    three-phase power entering the lines that leave the head (power unit; the feeder
+    import, losses included); ``losses``: active losses (power unit), the import minus the
+    sum of the metered net loads; ``iterations``: OpenDSS iterations per hour.
+
+    The import is summed over the head lines rather than read at the source
+    (``Circuit.TotalPower``): the source is nearly ideal (``MVAsc3=1e10``), and its power,
+    a product of a huge admittance and a tiny voltage difference, carries a rounding noise
+    of ~1e-3 kW that would make the losses jump by as much between nearby schedules.
+    """
+
+    v: np.ndarray
+    p_flow: np.ndarray
+    q_flow: np.ndarray
+    import_power: np.ndarray
+    q_import_power: np.ndarray
+    losses: np.ndarray
+    iterations: np.ndarray
+
+    @property
+    def w(self) -> np.ndarray:
+        """Squared voltage magnitudes (pu^2)."""
+        return self.v ** 2
+
+
+class DssCircuit:
+    """One feeder compiled once in its own OpenDSS engine; hourly load updates and solves.
+
+    ``meters``: meter id -> location; the meters of this feeder that are not at the head
+    become constant-PQ wye loads (a meter at the head is the supply point: the source).
+    :meth:`solve` takes each meter's net consumption (positive = drawn from the grid,
+    three-phase total in the power unit). ``solves`` counts the OpenDSS power flows run.
+    Not picklable (an OpenDSS engine): owners rebuild it when restored.
+    """
+
+    def __init__(self, feeder: Feeder, meters: Mapping[str, MeterLocation], *, power_unit: str = "kW",
+                 frequency_hz: float = 50.0) -> None:
+        from opendssdirect import dss
+
+        self.feeder = feeder
+        self.power_unit = power_unit
+        self._to_kw = _KW[power_unit]
+        self.meter_ids = tuple(m for m, loc in meters.items() if loc.grid == feeder.id and loc.node != feeder.head)
+        script = feeder_to_dss(feeder, {m: (0.0, 0.0) for m in self.meter_ids}, meters=meters, power_unit=power_unit,
+                               frequency_hz=frequency_hz)
+        commands, bus_map, v_base_kv = _parse(script)
+        self._engine = dss.NewContext()
+        for cmd in commands:
+            self._engine.Text.Command(cmd)
+        if not self._engine.Solution.Converged():
+            raise RuntimeError(f"OpenDSS: the no-load power flow of feeder {feeder.id} did not converge")
+        self._names = _safe_names(list(self.meter_ids), "e")  # the names feeder_to_dss gave the loads
+        head = feeder.head
+        self.node_phases = [(n, p) for n in feeder.node_order if n != head for p in feeder.node(n).phases]
+        where = {}
+        for k, name in enumerate(self._engine.Circuit.AllNodeNames()):
+            b, _, c = name.rpartition(".")
+            if int(c) in _PHASE_OF:
+                where[(bus_map.get(b.lower(), b), _PHASE_OF[int(c)])] = k
+        self._rows = np.array([where[k] for k in self.node_phases], dtype=int)
+        self._v_base_v = float(v_base_kv) * 1000.0  # type: ignore[arg-type]
+        lname = _safe_names([ln.id for ln in feeder.lines], "l")
+        # per line: its OpenDSS name and the node-phase rows (in its conductor order) it feeds
+        index = {k: i for i, k in enumerate(self.node_phases)}
+        self._lines = [(f"Line.{lname[ln.id]}", np.array([index[(ln.to_node, p)] for p in ln.phases], dtype=int))
+                       for ln in feeder.lines]
+        self._kw_to_pu = 1.0 / feeder.s_base_kva
+        self._head_rows = np.array([i for i, (nd, _) in enumerate(self.node_phases) if feeder.node(nd).parent == head],
+                                   dtype=int)
+        self.solves = 0
+
+    def solve(self, p: np.ndarray, q: np.ndarray) -> AcFlow:
+        """Net consumption ``p``/``q`` (len(meter_ids), T) in the power unit -> hourly AC solutions.
+
+        Raises RuntimeError naming the hour if a power flow does not converge.
+        """
+        e = self._engine
+        p = np.atleast_2d(np.asarray(p, dtype=float)) * self._to_kw
+        q = np.atleast_2d(np.asarray(q, dtype=float)) * self._to_kw
+        n, T = len(self.node_phases), p.shape[1]
+        v, pf, qf = np.zeros((n, T)), np.zeros((n, T)), np.zeros((n, T))
+        its = np.zeros(T, dtype=int)
+        loads = e.Loads
+        for t in range(T):
+            for k, m in enumerate(self.meter_ids):
+                loads.Name(self._names[m])
+                loads.kW(float(p[k, t]))
+                loads.kvar(float(q[k, t]))
+            e.Text.Command("set mode=snapshot")  # back to the initial guess: no memory of the last hour
+            e.Solution.Solve()
+            self.solves += 1
+            if not e.Solution.Converged():
+                raise RuntimeError(f"OpenDSS: the power flow of feeder {self.feeder.id} did not converge in "
+                                   f"hour {t}")
+            its[t] = e.Solution.Iterations()
+            v[:, t] = np.asarray(e.Circuit.AllBusVMag())[self._rows] / self._v_base_v
+            for name, rows in self._lines:
+                e.Circuit.SetActiveElement(name)
+                pw = e.CktElement.Powers()
+                k = len(rows)
+                pf[rows, t] = np.asarray(pw[0:2 * k:2]) * self._kw_to_pu
+                qf[rows, t] = np.asarray(pw[1:2 * k:2]) * self._kw_to_pu
+        to_unit = 1.0 / self._to_kw
+        src = pf[self._head_rows].sum(axis=0) / self._kw_to_pu  # kW
+        qsrc = qf[self._head_rows].sum(axis=0) / self._kw_to_pu
+        return AcFlow(v=v, p_flow=pf, q_flow=qf, import_power=src * to_unit, q_import_power=qsrc * to_unit,
+                      losses=(src - p.sum(axis=0)) * to_unit, iterations=its)

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONSTRAINTS = REPO / "constraints.txt"
 #: the libraries whose versions every run manifest records
 VERSIONED = ("numpy", "scipy", "cvxpy", "clarabel", "highspy", "pyscipopt", "pandas", "networkx", "ray", "mesa",
-             "tdmarket")
+             "opendssdirect.py", "dss-python", "tdmarket")
 
 __all__ = ["VERSIONED", "CONSTRAINTS", "versions", "pinned", "differences", "constraints_status"]
 

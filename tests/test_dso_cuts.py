@@ -133,7 +133,7 @@ def test_slack_lp_falls_back_or_fails_loudly(monkeypatch, failing) -> None:
     dso = DSO("TESO", _feeder(True), _meters(True, "a"))
     if failing == {"CLARABEL"}:
         (cut,) = dso.check_schedule(p, q).cuts
-        exact = sum(v["excess_pu"] for v in dso.violated_limits(p, q, tol=0.0))  # E* = sum of max(0, u_l)
+        exact = sum(v["excess"] for v in dso.violated_limits(p, q, tol=0.0))  # E* = sum of max(0, u_l)
         assert cut.violation == pytest.approx(exact, rel=1e-12)  # HiGHS: a vertex, exact
         assert ref.violation == pytest.approx(exact, rel=1e-7)  # Clarabel: an interior point, to its tolerance
         assert cut.coefficients.keys() == ref.coefficients.keys()

@@ -42,8 +42,10 @@ def evaluate(customers, offers, pi: np.ndarray) -> float:
 
 
 def brute_force(customers, offers, cap: float, *, uniform: bool = False, step: float = STEP,
-                pmin: float = 0.12, pmax: float = 0.24) -> tuple[float, np.ndarray]:
-    """Best profit over all price schedules on a grid (both customers, all hours, sum cap met)."""
+                pmin: float = 0.12, pmax: float = 0.24, loss=None) -> tuple[float, np.ndarray]:
+    """Best profit over all price schedules on a grid (both customers, all hours, sum cap met); the supply
+    covers the loads plus ``loss`` (kW per hour, default none)."""
+    loss = np.zeros(customers[0].horizon) if loss is None else np.asarray(loss, dtype=float)
     grid = pmin + step * np.arange(int(round((pmax - pmin) / step)) + 1)
     T = customers[0].horizon
     vecs = np.array(list(itertools.product(grid, repeat=T)))
@@ -56,12 +58,12 @@ def brute_force(customers, offers, cap: float, *, uniform: bool = False, step: f
     if uniform:  # one price per hour for both customers
         prof = rev[0] + rev[1]
         for t in range(T):
-            prof = prof - supply_cost(loads[0][:, t] + loads[1][:, t], offers, t)
+            prof = prof - supply_cost(loads[0][:, t] + loads[1][:, t] + loss[t], offers, t)
         i = int(np.argmax(prof))
         return float(prof[i]), np.stack([vecs[i], vecs[i]])
     prof = rev[0][:, None] + rev[1][None, :]
     for t in range(T):
-        prof = prof - supply_cost(loads[0][:, None, t] + loads[1][None, :, t], offers, t)
+        prof = prof - supply_cost(loads[0][:, None, t] + loads[1][None, :, t] + loss[t], offers, t)
     i, j = np.unravel_index(int(np.argmax(prof)), prof.shape)
     return float(prof[i, j]), np.stack([vecs[i], vecs[j]])
 
@@ -153,6 +155,34 @@ def test_off_grid_optimum_within_resolution_and_equal_to_miqp(uniform):
     ref = LoadAggregator("LA", cs, price_sum_cap=cap, pricing=pricing, method="kkt_miqp").solve(offers)
     assert sol.profit == pytest.approx(ref.profit, abs=1e-6)
     assert sol.bound >= ref.profit - 1e-9
+
+
+@pytest.mark.parametrize("uniform", [False, True])
+def test_losses_enter_the_balance(uniform):
+    """With network losses L (kW per hour) the purchases cover the loads plus L: the optimum is the brute
+    force's with the merit-order supply of load + L, equals the exact KKT MIQP, and its certified bound
+    (the Lagrangian with the -nu L term) still bounds it; zero losses change nothing."""
+    cs, offers, cap = small_customers(), offers_merit(), 0.60
+    loss = np.array([1.5, 0.7, 3.0])
+    pricing = "uniform" if uniform else "personalized"
+    sol = LoadAggregator("LA", cs, price_sum_cap=cap, pricing=pricing).solve(offers, losses=loss)
+    load = sum(sol.loads[c.id] for c in cs)
+    np.testing.assert_allclose(sum(sol.purchases.values()), load + loss, atol=1e-9)
+    np.testing.assert_allclose(sum(sol.injections_p.values()), -loss, atol=1e-9)  # injections sum to -L
+    np.testing.assert_array_equal(sol.losses, loss)
+    cost = sum(float(supply_cost(np.array([load[t] + loss[t]]), offers, t)[0]) for t in range(T3))
+    assert sol.profit == pytest.approx(float(np.sum(prices(sol, cs) * np.array([sol.loads[c.id] for c in cs])))
+                                       - cost, abs=1e-9)
+    bf, _ = brute_force(cs, offers, cap, uniform=uniform, loss=loss)
+    assert bf - 1e-9 <= sol.profit <= bf + lipschitz_bound(cs, offers, STEP)
+    ref = LoadAggregator("LA", cs, price_sum_cap=cap, pricing=pricing, method="kkt_miqp").solve(offers, losses=loss)
+    assert sol.profit == pytest.approx(ref.profit, abs=1e-6)
+    assert sol.bound >= ref.profit - 1e-9 and sol.gap <= 1e-9
+    free = LoadAggregator("LA", cs, price_sum_cap=cap, pricing=pricing).solve(offers)
+    zero = LoadAggregator("LA", cs, price_sum_cap=cap, pricing=pricing).solve(offers, losses=np.zeros(T3))
+    assert zero.profit == free.profit and sol.profit < free.profit
+    for k in free.purchases:
+        np.testing.assert_array_equal(zero.purchases[k], free.purchases[k])
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])

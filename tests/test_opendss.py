@@ -111,3 +111,46 @@ def test_single_phase_feeder_and_odd_ids():
     for i, k in enumerate(m.node_phases):
         assert v[k] == pytest.approx(lin.v[i], abs=5e-3)
         assert v[k] < lin.v[i]
+
+
+def test_circuit_fast_path_matches_the_script(case, model):
+    """DssCircuit (compiled once, loads updated per hour) gives the exported script's answer, hour by hour,
+    whatever was solved before (each solve starts from the initial guess), and the voltages of LinDist3Flow's
+    node-phases in its order."""
+    from network.opendss import DssCircuit
+
+    c = DssCircuit(case.feeders["LV1"], case.meters)
+    assert "MG" not in c.meter_ids and c.node_phases == model.node_phases  # the head meter is the source
+    hours = [10, 12, 19]
+    loads = {d.id: case.profile(d.baseline_profile)[hours] for d in case.loads}
+    q = {d.id: loads[d.id] * d.tan_phi for d in case.loads}
+    gens = {"G1": np.array([20.0, 60.0, 125.0]), "G2": np.array([0.0, 50.0, 100.0]), "WT": np.array([60.0, 80.0, 0.0])}
+    P = np.array([loads[m] if m in loads else -gens.get(m, np.zeros(3)) for m in c.meter_ids])
+    Q = np.array([q[m] if m in q else np.zeros(3) for m in c.meter_ids])
+    ac = c.solve(P, Q)
+    for k, t in enumerate(hours):
+        ref = run_dss(feeder_to_dss(case, {m: (loads[m][k], q[m][k]) for m in loads},
+                                    {g: float(v[k]) for g, v in gens.items()}))
+        np.testing.assert_allclose(ac.v[:, k], [ref.voltages[n] for n in c.node_phases], atol=1e-9)
+        # the import is summed over the head lines: the source power of the script agrees to its rounding noise
+        assert ac.import_power[k] == pytest.approx(ref.source_kw, abs=5e-3)
+        assert ac.losses[k] == pytest.approx(ac.import_power[k] - P[:, k].sum(), abs=1e-12)
+        assert 0 < ac.losses[k] < 10
+    again = c.solve(P[:, ::-1], Q[:, ::-1])  # other hours first, then the same ones
+    np.testing.assert_array_equal(c.solve(P, Q).v, ac.v)
+    np.testing.assert_array_equal(again.v[:, ::-1], ac.v)
+    assert c.solves == 9
+
+
+def test_circuit_losses_are_smooth(case):
+    """The losses of nearby schedules differ smoothly (the source's own power would jump by ~1e-3 kW): a
+    1 W change of G2 changes the losses by its loss factor, not by rounding noise."""
+    from network.opendss import DssCircuit
+
+    c = DssCircuit(case.feeders["LV1"], case.meters)
+    base = np.array([-50.0 if m == "G1" else -40.0 if m == "G2" else 12.0 for m in c.meter_ids])
+    g2 = c.meter_ids.index("G2")
+    P = np.repeat(base[:, None], 5, axis=1)
+    P[g2] += np.array([-2e-3, -1e-3, 0.0, 1e-3, 2e-3])  # G2 injects 2 W less ... 2 W more
+    d = np.diff(c.solve(P, 0.3 * np.maximum(P, 0)).losses)
+    assert np.all(np.abs(d) < 1e-4) and np.ptp(d) < 1e-7  # a constant slope: dL/dP_G2 (a loss factor) per W

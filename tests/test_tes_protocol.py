@@ -73,8 +73,12 @@ def test_unconstrained_violates_and_final_is_feasible(case, tmp_path):
     s = res.solution
     q = {k: v for k, v in s.injections_q.items() if k in s.loads}
     assert dso.violated_limits(s.injections_p, q, tol=1e-7) == []
-    after = res.voltages[res.voltages.stage == "after"]
+    after = res.voltages[(res.voltages.stage == "after") & (res.voltages.model == "lindist3flow")]
     assert after.v_pu.max() <= 1.05 + 1e-6 and after.v_pu.min() >= 0.95 - 1e-6
+    assert set(res.voltages.model) == {"lindist3flow", "opendss"}  # both models are reported
+    # the linear check sends no loss estimate: the LA's balance stays lossless
+    assert res.network_check == "linear" and (res.iterations["loss_update_kw"] == 0).all()
+    assert (res.losses["losses_covered_kw"] == 0).all()
 
 
 def test_final_schedule_replayed_in_opendss(case):

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.ray
 def _figures(res):
     s = res.solution
     return (s.objective, np.concatenate([s.prices[c] for c in sorted(s.prices)]),
-            np.concatenate([s.purchases[u] for u in sorted(s.purchases)]), res.iterations["violation"].to_numpy())
+            np.concatenate([s.purchases[u] for u in sorted(s.purchases)]), res.iterations["e_star"].to_numpy())
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +57,18 @@ def test_killed_actor_is_restored(local_result):
     # every solve is cold (agents.solve.WARM_START): a restored agent that rebuilds its cvxpy problems
     # gives the same numbers bit for bit
     _assert_same(_figures(res), local_result)
+
+
+def test_ac_check_on_ray_with_a_killed_operator():
+    """--network-check ac on Ray, the TESO's process killed before its first check: the restored operator
+    rebuilds its OpenDSS circuit (not part of a snapshot) and, every AC solve starting from the initial guess,
+    answers as on LocalRuntime."""
+    case = load_case("tes_feeder")
+    config = TESConfig(network_check="ac")
+    local = _figures(TESProtocol(LocalRuntime(Boundary()), case, config).run_day(0, benchmarks=False))
+    with RayRuntime(Boundary()) as rt:
+        proto = TESProtocol(rt, case, config)
+        os.kill(rt.pid("TESO"), signal.SIGKILL)
+        res = proto.run_day(0, benchmarks=False)
+        assert sum(rt.restarts.values()) >= 1
+    _assert_same(_figures(res), local)

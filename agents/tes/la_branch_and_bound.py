@@ -50,7 +50,8 @@ def dual_bound(retail: Retail, seg: Segments, m: Model, rnd: Round, lo_: np.ndar
                valid: np.ndarray) -> tuple[float, dict | None]:
     """Lagrangian dual function at the solver's multipliers: a certified upper bound.
 
-    Relaxing the price-sum caps (lambda >= 0), the balances (nu) and the cuts (gamma >= 0),
+    Relaxing the price-sum caps (lambda >= 0), the balances (nu; with losses L the balance
+    ``sum x - sum p - L = 0`` adds the constant ``-nu L``) and the cuts (gamma >= 0),
     the Lagrangian separates into one concave quadratic in the group price per response
     segment, ``A_j pi^2 + B_j pi + C_j`` (maximised in closed form over the segment's
     price range and then over the group's segments) and a box LP per supply unit. Any
@@ -97,6 +98,8 @@ def dual_bound(retail: Retail, seg: Segments, m: Model, rnd: Round, lo_: np.ndar
         coef_x = nu_s[None, :] - rnd.price + fx.T
         supply = float(np.sum(rnd.qty * np.maximum(0.0, coef_x)))
         bound = float(gmax.sum()) + supply + float(lam.sum()) * retail.price_sum_cap - float(gam @ rnd.h)
+        if rnd.loss is not None:
+            bound -= float(nu_s @ rnd.loss)
         if bound < best:
             best, info = bound, dict(A=A, B=B, C0=C0, mflat=mflat, lflat=lflat)
     return best, info

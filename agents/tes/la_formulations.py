@@ -139,8 +139,9 @@ def common_constraints(retail: Retail, m: Model, p: Any, x: Any) -> list:
     m.par["qty"] = cp.Parameter((U, T), nonneg=True, name="offer_qty")
     m.par["G"] = cp.Parameter((T * K, C + U), name="cut_G")
     m.par["h"] = cp.Parameter(T * K, name="cut_h")
+    m.par["loss"] = cp.Parameter(T, name="losses", value=np.zeros(T))
     cons = [x <= m.par["qty"]]
-    m.con["bal"] = cp.sum(x, axis=0) == cp.sum(p, axis=0)
+    m.con["bal"] = cp.sum(x, axis=0) == cp.sum(p, axis=0) + m.par["loss"]
     y = cp.hstack([p.T, -x.T])  # (T, C+U) injections per period
     yrep = y[np.repeat(np.arange(T), K), :]
     m.con["cut"] = cp.sum(cp.multiply(m.par["G"], yrep), axis=1) + m.par["h"] <= 0

@@ -90,7 +90,7 @@ def polish(agent_id: str, retail: Retail, suppliers: tuple[str, ...], cache: dic
     if rnd.n_cuts:
         hk[rnd.slot] = rnd.h + np.einsum("kc,ck->k", rnd.Gy[:, :C], p[:, rnd.per])
         Gk[rnd.slot] = rnd.Gy[:, C:]
-    m.par["p"].value, m.par["load"].value = p, p.sum(axis=0)
+    m.par["p"].value, m.par["load"].value = p, rnd.demand(p)
     m.par["cost"].value = cost + 1e-11 * np.maximum(1.0, np.abs(cost))
     m.par["price"].value, m.par["qty"].value = price, qty
     m.par["G"].value, m.par["h"].value = Gk, hk
@@ -102,7 +102,7 @@ def polish(agent_id: str, retail: Retail, suppliers: tuple[str, ...], cache: dic
             failures.append(exc.detail or f"{attempt.solver}: {exc.status}")
             continue
         x2 = np.clip(np.asarray(m.var["x"].value, dtype=float), 0.0, qty)
-        x2 = rebalance(x2, p.sum(axis=0), price, qty)
+        x2 = rebalance(x2, rnd.demand(p), price, qty)
         why = _defect(rnd, p, x, x2, cost)
         if why is None:
             return x2, solved.solver
@@ -112,7 +112,7 @@ def polish(agent_id: str, retail: Retail, suppliers: tuple[str, ...], cache: dic
 
 def _defect(rnd: Round, p: np.ndarray, x: np.ndarray, x2: np.ndarray, cost: np.ndarray) -> str | None:
     """Why the polished purchases ``x2`` cannot replace the solver's ``x`` (None: they can)."""
-    short = float(np.max(np.abs(x2.sum(axis=0) - p.sum(axis=0))))
+    short = float(np.max(np.abs(x2.sum(axis=0) - rnd.demand(p))))
     if short > 1e-6:
         return f"its purchases miss the loads by {short:.3g} kW"
     cost2, limit = (rnd.price * x2).sum(axis=0), cost + 1e-9 * np.maximum(1.0, np.abs(cost))

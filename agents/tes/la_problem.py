@@ -10,6 +10,11 @@ injection decisions: ``p_c`` for customer ``c`` (consumption positive), ``q_c = 
 for ``"<c>#q"`` and ``-x_u`` for a supply unit ``u`` (generation is a negative injection). In
 array form a cut is a row ``G`` over ``(p_1..p_C, -x_1..-x_U)`` of its period, the reactive
 coefficient folded into the customer's column through ``tan_phi``.
+
+Losses: the hourly balance is ``sum_u x_{u,t} = sum_c p_{c,t} + L_t`` with ``L_t`` (kW) the network
+losses the LA was told to cover (:class:`Round` ``loss``; zero unless the network operator runs an
+AC check and reports them): the supply units together deliver the customers' consumption plus
+the losses, so the LA's injections sum to ``-L_t``.
 """
 from __future__ import annotations
 
@@ -96,7 +101,8 @@ class Round:
     at a never-binding value); ``Gy``/``h``/``per``: the cuts' rows (K, C+U), constants (K,) and
     periods (K,) (:meth:`agents.cuts.CutPool.matrix`); ``slot``: (K,) row of each cut in the
     model's block of ``capacity`` rows per period (:meth:`agents.cuts.CutPool.slots`);
-    ``network``: the centralized benchmark's network constraints, else None.
+    ``network``: the centralized benchmark's network constraints, else None; ``loss``: (T,)
+    network losses (kW) that the purchases cover on top of the loads (None: zero).
     """
 
     price: np.ndarray
@@ -108,6 +114,12 @@ class Round:
     capacity: int
     network: NetworkFn | None
     n_customers: int
+    loss: np.ndarray | None = None
+
+    def demand(self, p: np.ndarray) -> np.ndarray:
+        """(T,) energy the purchases must meet: the loads ``p`` (C, T) plus the losses (kW)."""
+        d = p.sum(axis=0)
+        return d if self.loss is None else d + self.loss
 
     @property
     def n_cuts(self) -> int:
@@ -181,6 +193,7 @@ class LASolution:
     mccormick_gap: dict[str, np.ndarray] | None = None             # w - p pi (McCormick only)
     cut_violation: float = 0.0                                     # max over cuts of lhs (<= 0 is met)
     tie_break_solver: str = ""
+    losses: np.ndarray | None = None                               # network losses covered (kW), or None
 
     def total_revenue(self) -> float:
         return float(sum(v.sum() for v in self.revenue.values()))
@@ -202,11 +215,12 @@ class LASolution:
 
 
 def offer_arrays(retail: Retail, supplier_ids: Sequence[str], offers: Mapping[str, Any],
-                 agent_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 agent_id: str, loss: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(price (U,T), effective quantity (U,T), raw quantity (U,T)) in supplier order.
 
     ``offers``: unit id -> (price, quantity) or {"price": ..., "quantity": ...}, each (T,) or a
-    scalar; a unit without an offer offers nothing.
+    scalar; a unit without an offer offers nothing. ``loss``: (T,) losses to cover (kW), which
+    raise the cap of an unlimited quantity.
     """
     T = retail.horizon
     U = len(supplier_ids)
@@ -233,6 +247,8 @@ def offer_arrays(retail: Retail, supplier_ids: Sequence[str], offers: Mapping[st
         price[k], qty[k] = pr, qu
     # an unlimited quantity is capped at the largest possible total load (never binding)
     big = retail.hi.sum(axis=0) + 1.0
+    if loss is not None:
+        big = big + np.maximum(np.asarray(loss, dtype=float), 0.0)
     qeff = np.minimum(qty, big[None, :])
     return price, qeff, qty
 
@@ -307,8 +323,9 @@ def finish(retail: Retail, rnd: Round, pi: np.ndarray, x: np.ndarray) -> Candida
             pi[rows, :] = np.maximum(pmin, pi[c] - ex * room / room.sum() * (1 + 1e-12))
     p = np.clip((retail.al - pi) / retail.be, retail.lo, retail.hi)
     price, qty = rnd.price, rnd.qty
-    x = rebalance(np.clip(np.array(x, dtype=float), 0.0, qty), p.sum(axis=0), price, qty)
-    if np.any(np.abs(p.sum(axis=0) - x.sum(axis=0)) > 1e-6):
+    demand = rnd.demand(p)
+    x = rebalance(np.clip(np.array(x, dtype=float), 0.0, qty), demand, price, qty)
+    if np.any(np.abs(demand - x.sum(axis=0)) > 1e-6):
         return Candidate(-math.inf, math.inf, pi, p, x)  # not enough supply for these loads
     profit = float(np.sum(pi * p) - np.sum(price * x))
     viol = 0.0
@@ -357,6 +374,7 @@ def diagnose_infeasible(agent_id: str, retail: Retail, rnd: Round) -> None:
     pmin_load = np.clip((retail.al - retail.price_max) / retail.be, retail.lo, retail.hi)
     pmax_load = np.clip((retail.al - retail.price_min) / retail.be, retail.lo, retail.hi)
     Gy, h, per = rnd.Gy, rnd.h, rnd.per
+    loss = np.zeros(T) if rnd.loss is None else np.asarray(rnd.loss, dtype=float)
     bad: list[str] = []
     for t in range(T):
         ks = np.flatnonzero(per == t)
@@ -364,12 +382,13 @@ def diagnose_infeasible(agent_id: str, retail: Retail, rnd: Round) -> None:
                   + [(0.0, rnd.qty[u, t]) for u in range(U)])
         A_eq = np.concatenate([np.ones(C), -np.ones(U)])[None, :]
         A_ub = np.hstack([Gy[ks, :C], -Gy[ks, C:]]) if ks.size else None
-        res = linprog(np.zeros(C + U), A_ub=A_ub, b_ub=(-h[ks] if ks.size else None), A_eq=A_eq, b_eq=[0.0],
+        res = linprog(np.zeros(C + U), A_ub=A_ub, b_ub=(-h[ks] if ks.size else None), A_eq=A_eq, b_eq=[-loss[t]],
                       bounds=bounds, method="highs")
         if res.status == 2:  # scipy: the hour's LP is infeasible
             if ks.size == 0:
                 bad.append(f"hour {t}: the offered supply ({rnd.qty[:, t].sum():.6g} kW) is below the "
-                           f"smallest reachable load ({pmin_load[:, t].sum():.6g} kW)")
+                           f"smallest reachable load ({pmin_load[:, t].sum():.6g} kW"
+                           + (f" plus {loss[t]:.6g} kW of network losses)" if loss[t] else ")"))
             else:
                 bad.append(f"hour {t}: cut(s) {ks.tolist()} cannot be met by any reachable load and purchase")
     n = rnd.n_cuts

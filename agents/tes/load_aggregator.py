@@ -5,7 +5,8 @@ LMP) and resells it to its customers (:mod:`agents.tes.customers`) at hourly ret
 ``pi_{c,t}`` ($/kWh) in ``[price_min, price_max]`` with ``sum_t pi_{c,t} <= price_sum_cap`` for
 every customer; each customer answers with its best response ``clip((alpha - pi) / beta, lo,
 hi)`` (kW). The LA maximises its profit ``sum pi p - sum c x`` ($) subject to the balance
-``sum_u x_{u,t} = sum_c p_{c,t}`` (lossless), ``0 <= x <= offered quantity`` (kW) and every
+``sum_u x_{u,t} = sum_c p_{c,t} + L_t`` (``L_t`` the network losses the TES operator reported, kW;
+zero with the linear, lossless check), ``0 <= x <= offered quantity`` (kW) and every
 feasibility cut received (decision 2 of ``docs/tes_reference.md``), to certified global
 optimality.
 
@@ -185,13 +186,15 @@ class LoadAggregator(Agent):
 
     # ---------------------------------------------------------------- solve
     def solve(self, offers: Mapping[str, Any], cuts: Iterable[CutLike] = (),
-              network: NetworkFn | None = None) -> LASolution:
+              network: NetworkFn | None = None, losses: Any = None) -> LASolution:
         """Solve the LA's problem for the given offers and feasibility cuts.
 
         ``offers``: unit id -> (price (T,) $/kWh, quantity (T,) kW) (``np.inf`` = unlimited).
         ``cuts``: every cut received so far (see the module docstring). ``network``
         (centralized benchmark only): called with ``{meter: p injection expr (T,)}`` and
         ``{meter: q injection expr (T,)}`` and returns cvxpy constraints added to the problem.
+        ``losses``: (T,) network losses (kW) the purchases cover on top of the loads (the TES
+        operator's estimate for the last schedule; None = none).
         Raises :class:`agents.base.InfeasibleSetup` (naming the hour) if no schedule meets the
         cuts, :class:`agents.base.SolveError` if a solver fails.
         """
@@ -199,7 +202,12 @@ class LoadAggregator(Agent):
         cuts = list(cuts)
         self._add_suppliers(offers.keys())
         retail = self._retail()
-        price, qty, _ = offer_arrays(retail, self.supplier_ids, offers, self.id)
+        loss = None
+        if losses is not None:
+            loss = np.array(losses, dtype=float).reshape(-1)
+            if loss.shape != (self.horizon,) or not np.all(np.isfinite(loss)):
+                raise ValueError(f"{self.id}: losses must be {self.horizon} finite numbers (kW)")
+        price, qty, _ = offer_arrays(retail, self.supplier_ids, offers, self.id, loss)
         pool = cut_pool(retail, self.supplier_ids, cuts, self.id)
         if self.relaxation == "mccormick":
             kind = "mccormick"
@@ -211,8 +219,9 @@ class LoadAggregator(Agent):
         m.par["qty"].value = qty
         hk, Gk, slot = pool.slots(K, self.horizon)
         m.par["G"].value, m.par["h"].value = Gk, hk
+        m.par["loss"].value = np.zeros(self.horizon) if loss is None else loss
         Gy, h, per = pool.matrix()
-        rnd = Round(price, qty, Gy, h, per, slot, K, network, len(self.customers))
+        rnd = Round(price, qty, Gy, h, per, slot, K, network, len(self.customers), loss)
         if kind == "hull":
             out = branch_and_bound(self.id, retail, self._segments(), m, rnd, gap_tol=self.gap_tol,
                                    node_limit=self.node_limit, time_limit=self.time_limit)
@@ -247,7 +256,8 @@ class LoadAggregator(Agent):
                          prices=prices, injections_p=inj_p, injections_q=inj_q, status=out.status, solve_time=0.0,
                          gap=float(gap), bound=float(out.bound), method=out.method, pricing=self.pricing,
                          relaxation=self.relaxation, nodes=out.nodes, revenue=revenue, cost=cost, surplus=surplus,
-                         cut_violation=raw_viol, tie_break_solver=tie_break)
+                         cut_violation=raw_viol, tie_break_solver=tie_break,
+                         losses=None if rnd.loss is None else rnd.loss.copy())
         if out.w is not None:  # McCormick: the revenue variables and their gap to p pi
             sol.w = {c: out.w[k].copy() for k, c in enumerate(cids)}
             sol.mccormick_gap = {c: out.w[k] - sol.loads[c] * sol.prices[c] for k, c in enumerate(cids)}

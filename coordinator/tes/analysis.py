@@ -3,10 +3,16 @@ analyst's own copy of the network model.
 
 Analysts' tools may see everything (they are not agents): the *centralized* benchmark (the
 load aggregator's problem with the LinDist3Flow limits inside) and the *unconstrained* market
-(no cuts) are solved on fresh copies of the agents; voltages and violations come from a private
-copy of the TES operator's network model; the settlement is read from the participants' own
-published reports. Nothing computed here reaches an agent: the protocol's decisions are made
-from messages alone (:mod:`coordinator.tes.protocol`).
+(no cuts, no losses) are solved on fresh copies of the agents; voltages, losses and violations
+come from a private copy of the TES operator's network model; the settlement is read from the
+participants' own published reports. Nothing computed here reaches an agent: the protocol's
+decisions are made from messages alone (:mod:`coordinator.tes.protocol`).
+
+With the AC check (``network_check="ac"``) the centralized benchmark is the same model as the
+operator's cuts at the final schedule's AC operating point: the LinDist3Flow limits shifted by
+``u_AC - u_LinDist3Flow`` of the final schedule (per limit and hour) and the final schedule's AC
+losses in the balance. The voltages are reported in both models whatever the check: LinDist3Flow
+and OpenDSS, for the schedules before and after the cuts.
 
 Units: powers in kW (kVAr), positive = drawn from the grid; voltages in pu; money in $; energy
 in kWh.
@@ -43,18 +49,52 @@ class Analyst:
             self._network = make_agents(self.case, self.config)["operator"]
         return self._network
 
-    def benchmarks(self, offers: dict[str, tuple[np.ndarray, np.ndarray]], *,
-                   centralized: bool = True) -> tuple[LASolution, LASolution | None]:
-        """(the unconstrained market, the centralized benchmark or None) for the day's offers."""
+    def benchmarks(self, offers: dict[str, tuple[np.ndarray, np.ndarray]], *, centralized: bool = True,
+                   final: LASolution | None = None) -> tuple[LASolution, LASolution | None]:
+        """(the unconstrained market, the centralized benchmark or None) for the day's offers; with the
+        AC check the centralized benchmark is linearised at ``final``'s AC operating point."""
         unconstrained = benchmark(self.case, self.config, offers, network=False)
-        central = benchmark(self.case, self.config, offers, network=True) if centralized else None
+        central = None
+        if centralized:
+            corr = losses = None
+            if self.config.network_check == "ac" and final is not None:
+                corr, losses = self.network.ac_correction(*injections(final))
+            central = benchmark(self.case, self.config, offers, network=True, correction=corr, losses=losses)
         return unconstrained, central
 
     def voltages(self, before: LASolution, after: LASolution) -> pd.DataFrame:
-        """LinDist3Flow voltages of two schedules, stages "before" and "after" (see :func:`voltage_frame`)."""
-        b = self.network.check_schedule(*injections(before))
-        a = self.network.check_schedule(*injections(after))
-        return pd.concat([voltage_frame(b, "before"), voltage_frame(a, "after")], ignore_index=True)
+        """Voltages of two schedules in both models: stages "before" and "after", models "lindist3flow"
+        and "opendss" (see :func:`voltage_frame`)."""
+        frames = []
+        for sol, stage in ((before, "before"), (after, "after")):
+            p, q = injections(sol)
+            nps = self.network.model.node_phases
+            frames += [voltage_frame(self._lindist3flow_v(p, q), nps, stage, "lindist3flow"),
+                       voltage_frame(self.network.ac_flow(p, q).v, nps, stage, "opendss")]
+        return pd.concat(frames, ignore_index=True)
+
+    def _lindist3flow_v(self, p: dict[str, np.ndarray], q: dict[str, np.ndarray]) -> np.ndarray:
+        net = self.network
+        m = net.model
+        p_ids, q_ids = [k for k in p if k in net.meters], [k for k in q if k in net.meters]
+        P = np.vstack([np.atleast_2d(p[k]) for k in p_ids])
+        Q = np.vstack([np.atleast_2d(q[k]) for k in q_ids])
+        return m.evaluate(m.injection_matrix(net.meters, p_ids) @ P, m.injection_matrix(net.meters, q_ids) @ Q).v
+
+    def losses(self, sol: LASolution) -> pd.DataFrame:
+        """Per hour: the main-grid purchase, the feeder import in LinDist3Flow (lossless) and in OpenDSS
+        (with losses), the AC losses and the losses the LA covered (kW)."""
+        p, q = injections(sol)
+        ac = self.network.ac_flow(p, q)
+        net = self.network
+        head = [k for k in p if k in net.meters and net.meters[k].node == net.feeder.head]
+        below = [k for k in p if k in net.meters and k not in head]
+        lossless = sum(np.asarray(p[k], dtype=float) for k in below)
+        mg = sum(np.asarray(sol.purchases[k], dtype=float) for k in head if k in sol.purchases)
+        covered = sol.losses if sol.losses is not None else np.zeros_like(ac.losses)
+        return pd.DataFrame({"hour": np.arange(ac.losses.size), "mg_purchase_kw": mg,
+                             "import_lindist3flow_kw": lossless, "import_opendss_kw": ac.import_power,
+                             "losses_opendss_kw": ac.losses, "losses_covered_kw": covered})
 
     def violations(self, sol: LASolution) -> list[dict]:
         """Every network limit the schedule violates: family, place, period, excess (pu)."""
@@ -91,19 +131,22 @@ def settlement_frame(rt: Runtime, roles: Roles, sol: LASolution) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["role", "participant", "item", "value"])
 
 
-def voltage_frame(check: Any, stage: str) -> pd.DataFrame:
-    """Long table node, phase, hour, stage, v_pu of an operator's check (LinDist3Flow voltages, pu)."""
-    v = np.asarray(check.voltages)
-    nodes = [n for n, _ in check.node_phases]
-    phases = [p for _, p in check.node_phases]
+def voltage_frame(v: np.ndarray, node_phases: list[tuple[str, str]], stage: str, model: str) -> pd.DataFrame:
+    """Long table node, phase, hour, stage, model, v_pu of voltages |V| (pu) per node-phase x hour."""
+    v = np.asarray(v)
+    nodes = [n for n, _ in node_phases]
+    phases = [p for _, p in node_phases]
     t = v.shape[1]
     return pd.DataFrame({"node": np.repeat(nodes, t), "phase": np.repeat(phases, t),
-                         "hour": np.tile(np.arange(t), len(nodes)), "stage": stage, "v_pu": v.ravel()})
+                         "hour": np.tile(np.arange(t), len(nodes)), "stage": stage, "model": model,
+                         "v_pu": v.ravel()})
 
 
-def network_constraints(dso: DSO) -> Callable[[dict[str, Any], dict[str, Any]], list[Any]]:
+def network_constraints(dso: DSO, correction: np.ndarray | None = None
+                        ) -> Callable[[dict[str, Any], dict[str, Any]], list[Any]]:
     """The operator's LinDist3Flow limits ``U x + u0 <= 0`` (pu) as constraints on a participant's
-    injection expressions (kW, kVAr; positive = drawn from the grid), keyed by meter id."""
+    injection expressions (kW, kVAr; positive = drawn from the grid), keyed by meter id.
+    ``correction`` (n_limits, T): added to ``u0`` (the AC correction of :meth:`DSO.ac_correction`)."""
 
     def build(p: dict[str, Any], q: dict[str, Any]) -> list[Any]:
         p_ids = [k for k in p if k in dso.meters]
@@ -111,14 +154,17 @@ def network_constraints(dso: DSO) -> Callable[[dict[str, Any], dict[str, Any]], 
         ls = dso.limit_set(p_ids, q_ids)
         x = cp.vstack([cp.reshape(p[k], (1, -1), order="C") for k in p_ids]
                       + [cp.reshape(q[k], (1, -1), order="C") for k in q_ids])
-        return [ls.U @ x + ls.u0[:, None] <= 0]
+        u0 = ls.u0[:, None] if correction is None else ls.u0[:, None] + correction
+        return [ls.U @ x + u0 <= 0]
 
     return build
 
 
 def benchmark(case: Case, config: TESConfig, offers: dict[str, tuple[np.ndarray, np.ndarray]], *,
-              network: bool) -> LASolution:
+              network: bool, correction: np.ndarray | None = None, losses: np.ndarray | None = None) -> LASolution:
     """The LA problem for the same offers with no cuts: with the LinDist3Flow limits inside
-    (``network=True``, the centralized benchmark) or without them (the unconstrained market)."""
+    (``network=True``, the centralized benchmark; ``correction``/``losses``: linearised at an AC
+    operating point) or without them (the unconstrained market)."""
     a = make_agents(case, config)
-    return a["load_aggregator"].solve(offers, cuts=(), network=network_constraints(a["operator"]) if network else None)
+    net = network_constraints(a["operator"], correction) if network else None
+    return a["load_aggregator"].solve(offers, cuts=(), network=net, losses=losses)

@@ -20,8 +20,8 @@ from agents.tes.main_grid import MainGrid
 from agents.tes.operator import DSO
 
 from ..host import Host
-from ..messages import (Accept, Action, Command, FeasibilityCut, Injections, Message, Offer, PriceSignal, Product,
-                        Schedule)
+from ..messages import (Accept, Action, Command, FeasibilityCut, Injections, Losses, Message, Offer, PriceSignal,
+                        Product, Schedule)
 
 
 def _of(messages: list[Message], kind: type[Message]) -> list[Any]:
@@ -74,7 +74,9 @@ class DERManagerHost(Host):
 
 
 class LoadAggregatorHost(Host):
-    """Collects day-ahead offers and cuts; re-solves whenever it gets new ones; sends injections to the operator."""
+    """Collects day-ahead offers, cuts and loss estimates; re-solves whenever it gets new ones; sends injections
+    to the operator. A loss estimate (:class:`Losses`, AC check only) replaces the previous one and stays in
+    use, like the cuts, until the operator sends another."""
 
     agent: LoadAggregator
 
@@ -83,6 +85,7 @@ class LoadAggregatorHost(Host):
         self.offers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.sellers: dict[str, str] = {}  # unit id -> seller agent id
         self.cuts = CutPool()  # feasibility cuts received so far, keyed by the LA's decision ids (repeats dropped)
+        self.losses: np.ndarray | None = None  # the operator's last loss estimate (kW per hour), None: lossless
         self.solution: Any = None
         self.history: list[dict[str, Any]] = []
 
@@ -99,9 +102,13 @@ class LoadAggregatorHost(Host):
             new = True
         for m in _of(messages, FeasibilityCut):
             new |= self.cuts.add(m.period, m.constant, dict(m.coefficients), iteration=m.round)
+        for m in _of(messages, Losses):
+            if self.losses is None or not np.array_equal(self.losses, m.losses):
+                self.losses = np.array(m.losses, dtype=float)
+                new = True
         out: list[Message] = []
         if new:
-            self.solution = self.agent.solve(self.offers, cuts=list(self.cuts))
+            self.solution = self.agent.solve(self.offers, cuts=list(self.cuts), losses=self.losses)
             self.history.append({"round": self.round, "objective": self.solution.objective,
                                  "n_cuts": len(self.cuts), "solve_time_s": self.solution.solve_time})
             # reactive power is a decision only for customers (DERs inject active power only)
@@ -121,11 +128,13 @@ class LoadAggregatorHost(Host):
         return out
 
     def report(self) -> dict[str, Any]:
-        return {"solution": self.solution, "history": self.history, "n_cuts": len(self.cuts)}
+        return {"solution": self.solution, "history": self.history, "n_cuts": len(self.cuts),
+                "losses": None if self.losses is None else self.losses.copy()}
 
 
 class OperatorHost(Host):
-    """The TES operator: checks injections on the feeder model; answers with cuts or an acceptance."""
+    """The TES operator: checks injections on its network check; answers with cuts and/or a loss estimate
+    (AC check), or an acceptance."""
 
     agent: DSO
 
@@ -137,13 +146,17 @@ class OperatorHost(Host):
         out: list[Message] = []
         for m in _of(messages, Injections):
             res = self.agent.check_schedule(dict(m.p), dict(m.q))
-            self.checks.append({"round": self.round, "violation": float(res.violation.sum()),
-                                "n_cuts": len(res.cuts)})
-            if res.cuts:
-                out += [FeasibilityCut(self.id, m.sender, self.round, period=c.period, coefficients=c.coefficients,
-                                       constant=c.constant, violation=c.violation, families=c.families)
-                        for c in res.cuts]
-            else:
+            volt = sum(float(v.sum()) for f, v in res.by_family.items() if f.startswith("voltage"))
+            other = sum(float(v.sum()) for f, v in res.by_family.items() if not f.startswith("voltage"))
+            self.checks.append({"round": self.round, "model": res.model, "violation": float(res.violation.sum()),
+                                "e_star_voltage_pu2": volt, "e_star_flow_pu": other,
+                                "n_cuts": len(res.cuts), "opendss_solves": self.agent.opendss_solves})
+            out += [FeasibilityCut(self.id, m.sender, self.round, period=c.period, coefficients=c.coefficients,
+                                   constant=c.constant, violation=c.violation, families=c.families)
+                    for c in res.cuts]
+            if res.loss_estimate is not None:
+                out.append(Losses(self.id, m.sender, self.round, losses=res.loss_estimate))
+            if res.accepted:
                 out.append(Accept(self.id, m.sender, self.round, violation=float(res.violation.sum())))
         return out
 

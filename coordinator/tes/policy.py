@@ -5,7 +5,7 @@ The coordinator drives the day with :class:`Command` messages (``OPEN``, ``CLOSE
 from __future__ import annotations
 
 from ..boundary import Policy
-from ..messages import Accept, Command, FeasibilityCut, Injections, Offer, PriceSignal, Schedule
+from ..messages import Accept, Command, FeasibilityCut, Injections, Losses, Offer, PriceSignal, Schedule
 
 MAIN_GRID, DER_MANAGER, LOAD_AGGREGATOR, OPERATOR = "tes.main_grid", "tes.der_manager", "tes.load_aggregator", \
     "tes.operator"
@@ -17,5 +17,5 @@ TES_POLICY = Policy("tes", {
     (LOAD_AGGREGATOR, DER_MANAGER): frozenset({Schedule}),
     (LOAD_AGGREGATOR, MAIN_GRID): frozenset({Schedule}),
     (LOAD_AGGREGATOR, OPERATOR): frozenset({Injections}),
-    (OPERATOR, LOAD_AGGREGATOR): frozenset({FeasibilityCut, Accept}),
+    (OPERATOR, LOAD_AGGREGATOR): frozenset({FeasibilityCut, Accept, Losses}),  # Losses: --network-check ac
 }, coordinator_types=frozenset({Command}))

@@ -9,14 +9,23 @@ One market day:
 3. the LA solves its relaxed market problem (no network constraints, the cuts so
    far) to certified global optimality and sends its injections per meter to the
    TES operator (the DSO);
-4. the operator checks them on LinDist3Flow; for every violated hour it returns one
-   feasibility cut keyed by the LA's meter ids, or accepts;
-5. repeat 3-4 until E* <= tolerance or the iteration limit; once accepted the
+4. the operator checks them on its network check (``TESConfig.network_check``:
+   LinDist3Flow, or an AC power flow in OpenDSS); for every violated hour it returns one
+   feasibility cut keyed by the LA's meter ids; with the AC check it also returns the
+   hourly losses (:class:`Losses`) when those the LA covers are off by more than
+   ``loss_tolerance``; otherwise it accepts;
+5. repeat 3-4 until the operator accepts or the iteration limit; once accepted the
    coordinator closes the day (``Command(CLOSE)`` to the LA) and the LA sends each
    seller its final schedule (a day that does not converge is not closed).
 
 The day stops without converging at the iteration limit, or when the LA sends no new
 schedule because every cut it was sent is one it already held (no progress).
+
+The iteration log: ``e_star`` is the operator's E*, the sum over hours and violated limits of
+the excess (squared voltage ``|V|^2 - v_max^2`` in pu^2, line flows and the import in pu of the
+per-phase base), split into ``e_star_voltage_pu2`` and ``e_star_flow_pu``; ``loss_update_kw`` the
+largest change of the losses the LA covers that the operator asked for (0: none). ``e_star`` sums
+every hour; a cut is sent for an hour whose own E* exceeds the tolerance.
 
 Benchmarks computed in every run (they are analysts' tools, not agents, so they
 may see everything; :mod:`coordinator.tes.analysis`): the *centralized* problem (the LA
@@ -38,7 +47,7 @@ from network.model import Case
 
 from ..benders import IterationLog, StoppingRule
 from ..boundary import COORDINATOR
-from ..messages import Action, Command, FeasibilityCut, Injections, Offer
+from ..messages import Accept, Action, Command, FeasibilityCut, Injections, Losses, Offer
 from ..runtime import Runtime
 from .analysis import Analyst, settlement_frame
 from .policy import TES_POLICY
@@ -59,11 +68,14 @@ class DayResult:
     unconstrained: Any  # LASolution of iteration 1 (no cuts)
     centralized: Any  # LASolution of the centralized benchmark
     offers: dict[str, tuple[np.ndarray, np.ndarray]]
-    voltages: pd.DataFrame  # node, phase, hour, stage (before/after), v_pu
-    violations_unconstrained: list[dict]
+    voltages: pd.DataFrame  # node, phase, hour, stage (before/after), model (lindist3flow/opendss), v_pu
+    violations_unconstrained: list[dict]  # on the operator's check: family, where, period, excess, unit
     settlement: pd.DataFrame
     wall_time_s: float
     timings: dict[str, float] = field(default_factory=dict)
+    network_check: str = "linear"
+    losses: pd.DataFrame | None = None  # per hour: MG purchase, import (LinDist3Flow, OpenDSS), losses
+    opendss_solves: int = 0  # AC power flows run by the TES operator this day
 
     @property
     def objective_gap(self) -> float:
@@ -101,6 +113,7 @@ class TESProtocol:
         pending = offers_msgs
         converged, reason = False, ""
         self._cut_families: dict[int, set[str]] = {}
+        solves0 = self._operator_solves()
         for it in range(1, self.config.max_iterations + 1):
             try:
                 inj = [m for m in self.rt.exchange(pending) if isinstance(m, Injections)]
@@ -114,22 +127,29 @@ class TESProtocol:
             answers = self.rt.exchange(inj)
             last_round = max((m.round for m in answers), default=0)
             cuts = [m for m in answers if isinstance(m, FeasibilityCut)]
+            losses = [m for m in answers if isinstance(m, Losses)]
             for c in cuts:
                 self._cut_families.setdefault(c.period, set()).update(c.families)
-            e_star = float(sum(c.violation for c in cuts))
+            e_star = float(sum(c.violation for c in cuts))  # over the hours with a cut (E*_t > tolerance)
             fams = sorted({f for c in cuts for f in c.families})
-            log.record(it, violation=e_star, n_cuts=len(cuts), objective=sol.objective,
-                       violated_hours=",".join(str(c.period) for c in cuts), families=",".join(fams),
-                       la_solve_s=sol.solve_time)
-            self.progress(f"day {day} iteration {it}: E* = {e_star:.3g} pu, {len(cuts)} cut(s)"
-                          + (f" [{', '.join(fams)}]" if fams else ""))
-            if not cuts:  # the TESO accepted: E* <= tolerance in every hour
-                converged, reason = True, f"accepted: E* = {e_star:.3g} <= {self.config.tolerance:g} pu"
+            check = self.rt.call(r.operator, "report")["checks"][-1]  # the operator's published check record
+            covered = -sum(np.asarray(v, dtype=float) for v in inj[0].p.values())  # the losses the LA covers
+            upd = max((float(np.max(np.abs(np.asarray(m.losses) - covered))) for m in losses), default=0.0)
+            log.record(it, e_star=check["violation"], e_star_voltage_pu2=check["e_star_voltage_pu2"],
+                       e_star_flow_pu=check["e_star_flow_pu"], n_cuts=len(cuts), loss_update_kw=upd,
+                       objective=sol.objective, violated_hours=",".join(str(c.period) for c in cuts),
+                       families=",".join(fams), la_solve_s=sol.solve_time)
+            self.progress(f"day {day} iteration {it}: E* = {e_star:.3g} (sum of excess, pu^2/pu), {len(cuts)} "
+                          "cut(s)" + (f" [{', '.join(fams)}]" if fams else "")
+                          + (f", losses off by {upd:.3g} kW" if losses else ""))
+            if any(isinstance(m, Accept) for m in answers):  # the TESO accepted: E* <= tolerance in every hour
+                converged, reason = True, f"accepted: E* = {e_star:.3g} <= {self.config.tolerance:g}"
                 break
-            done, reason = self.rule.check(it, violation=e_star)  # here only the iteration limit can stop
+            # here only the iteration limit can stop (E* > tolerance when there are cuts)
+            done, reason = self.rule.check(it, violation=e_star if cuts else None)
             if done:
                 break
-            pending = cuts
+            pending = [*cuts, *losses]
         n_it = int(log.last["iteration"])
         if converged:  # close the day: the LA sends each seller its final schedule
             schedules = self.rt.exchange(self.rt.send([Command(COORDINATOR, r.load_aggregator, last_round + 1,
@@ -139,14 +159,22 @@ class TESProtocol:
         t_protocol = time.perf_counter() - t0
         # Benchmarks and analysis: the analyst's view (sees everything; no messages involved)
         tb = time.perf_counter()
-        unconstrained, central = self.analyst.benchmarks(offers, centralized=benchmarks)
+        solves = self._operator_solves() - solves0
+        unconstrained, central = self.analyst.benchmarks(offers, centralized=benchmarks, final=final)
         voltages = self.analyst.voltages(unconstrained, final)
+        losses = self.analyst.losses(final)
         t_bench = time.perf_counter() - tb
         return DayResult(day=day, converged=converged, stop_reason=reason, iterations=log.to_frame(),
                          solution=final, unconstrained=unconstrained, centralized=central, offers=offers,
                          voltages=voltages, violations_unconstrained=self.analyst.violations(unconstrained),
                          settlement=settlement_frame(self.rt, r, final), wall_time_s=t_protocol,
-                         timings={"protocol_s": t_protocol, "benchmarks_s": t_bench})
+                         timings={"protocol_s": t_protocol, "benchmarks_s": t_bench},
+                         network_check=self.config.network_check, losses=losses, opendss_solves=solves)
+
+    def _operator_solves(self) -> int:
+        """OpenDSS power flows the TES operator has run so far (from its published check records)."""
+        checks = self.rt.call(self.roles.operator, "report")["checks"]
+        return int(checks[-1]["opendss_solves"]) if checks else 0
 
     def _diagnose(self, exc: InfeasibleSetup, day: int) -> str:
         """Name the hour(s) and the limit families behind an infeasible LA problem."""

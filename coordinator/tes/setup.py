@@ -1,7 +1,8 @@
 """Setting up a ``tes`` day: the configuration, the case with its transformer limit, the roles,
 and the agents and hosts, each agent given only its own private data.
 
-Units: the transformer limit in kW, the markup in $/kWh, the tolerance E* in pu.
+Units: the transformer limit in kW, the markup in $/kWh; the tolerance on E* (the sum of the limits'
+excess: pu^2 for squared voltages, pu for flows and the import), the loss tolerance in kW.
 """
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from agents.tes.customers import customers_from_case
 from agents.tes.der_manager import DERManager, der_units_from_case
 from agents.tes.load_aggregator import LoadAggregator
 from agents.tes.main_grid import MainGrid
-from agents.tes.operator import DSO
+from agents.tes.operator import DSO, NETWORK_CHECKS
 from network.errors import CaseError
 from network.model import Case, Feeder
 
 from .hosts import DERManagerHost, LoadAggregatorHost, MainGridHost, OperatorHost
 
 __all__ = ["TESConfig", "check_case", "prepare_case", "Roles", "make_agents", "make_hosts"]
+
+_KW = {"kW": 1.0, "MW": 1000.0}  # kW per power unit
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,11 @@ class TESConfig:
     transformer_kw: float | None = None  # None: the case's import limit
     strategy: str = "marginal-cost"  # DER managers' offer strategy
     markup: float = 0.02  # $/kWh, for strategy "markup"
-    tolerance: float = 1e-6  # E* (pu) at which the schedule is accepted
+    tolerance: float = 1e-6  # E* (pu^2 / pu, see agents/tes/operator.py) at which the schedule is accepted
     max_iterations: int = 50
     seed: int = 0
+    network_check: str = "linear"  # the TES operator's check: LinDist3Flow ("linear") or OpenDSS ("ac")
+    loss_tolerance: float = 1e-4  # kW: largest accepted gap between the AC losses and those the LA covers (ac)
 
     def __post_init__(self) -> None:
         if self.pricing not in ("personalized", "uniform"):
@@ -43,6 +48,10 @@ class TESConfig:
             raise ValueError(f"relaxation must be 'exact' or 'mccormick', got {self.relaxation!r}")
         if self.transformer_kw is not None and not (self.transformer_kw >= 0 and math.isfinite(self.transformer_kw)):
             raise ValueError(f"transformer limit must be a finite number >= 0 kW, got {self.transformer_kw}")
+        if self.network_check not in NETWORK_CHECKS:
+            raise ValueError(f"network check must be one of {', '.join(NETWORK_CHECKS)}, got {self.network_check!r}")
+        if not (self.loss_tolerance > 0 and math.isfinite(self.loss_tolerance)):
+            raise ValueError(f"loss tolerance must be a finite number > 0 kW, got {self.loss_tolerance}")
 
 
 _SEE = "see README § case folders"
@@ -150,7 +159,9 @@ def make_agents(case: Case, config: TESConfig) -> dict[str, Any]:
                         price_min=float(lo), price_max=float(hi), price_sum_cap=float(cap),
                         pricing=config.pricing, relaxation=config.relaxation, supplier_ids=suppliers)
     (feeder,) = case.feeders.values()
-    op = DSO(roles.operator, feeder, case.meters, power_unit=case.power_unit, tolerance=config.tolerance)
+    op = DSO(roles.operator, feeder, case.meters, power_unit=case.power_unit, tolerance=config.tolerance,
+             network_check=config.network_check, loss_tolerance=config.loss_tolerance / _KW[case.power_unit],
+             frequency_hz=float(case.param("frequency_hz", 50.0)))
     return {"roles": roles, "main_grid": mg, "der_managers": ders, "load_aggregator": la, "operator": op}
 
 

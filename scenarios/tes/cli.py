@@ -40,13 +40,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--days", type=int, default=1, help="number of simulated market days")
     p.add_argument("--max-iterations", type=int, default=50)
     p.add_argument("--no-benchmarks", action="store_true", help="skip the centralized benchmark")
+    p.add_argument("--network-check", choices=("linear", "ac"), default="linear",
+                   help="the TES operator's check: LinDist3Flow (linear, the paper's model) or a three-phase AC "
+                        "power flow in OpenDSS (ac: cuts only for real violations, losses in the LA's balance)")
+    p.add_argument("--loss-tolerance", type=float, default=1e-4,
+                   help="kW: with --network-check ac, the largest accepted gap between the AC losses and the "
+                        "losses the load aggregator's purchases cover (default 1e-4)")
     p.add_argument("--resume", action="store_true",
                    help="go on with the multi-day run in --out from its last finished day, up to --days")
 
 
 #: the options a resumed run must share with the run it continues
 RESUME_KEYS = ("case", "pricing", "relaxation", "transformer_kw", "strategy", "markup", "max_iterations", "seed",
-               "no_benchmarks")
+               "no_benchmarks", "network_check",
+               "loss_tolerance")
 CHECKPOINT = "state/checkpoint.pkl"
 
 
@@ -89,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--days must be at least 1")
         config = TESConfig(pricing=args.pricing, relaxation=args.relaxation, transformer_kw=args.transformer_kw,
                            strategy=args.strategy, markup=args.markup, max_iterations=args.max_iterations,
-                           seed=args.seed or 0)
+                           seed=args.seed or 0, network_check=args.network_check,
+                           loss_tolerance=args.loss_tolerance)
     except CaseError:
         raise
     except ValueError as exc:
@@ -144,7 +152,7 @@ def _hourly(day: int, d: dict[str, np.ndarray], name: str, value: str) -> pd.Dat
 
 
 def tables(model: TESMarketModel, boundary: Boundary) -> dict[str, pd.DataFrame]:
-    it, prices, dispatch, volt, settle, bench, gap = [], [], [], [], [], [], []
+    it, prices, dispatch, volt, settle, bench, gap, losses = [], [], [], [], [], [], [], []
     for r in model.results:
         it.append(r.iterations.assign(day=r.day))
         s = r.solution
@@ -153,10 +161,12 @@ def tables(model: TESMarketModel, boundary: Boundary) -> dict[str, pd.DataFrame]
         loads = _hourly(r.day, s.loads, "source", "kw").assign(kind="load")
         dispatch.append(pd.concat([d.assign(kind="supply"), loads], ignore_index=True))
         volt.append(r.voltages.assign(day=r.day))
+        if r.losses is not None:
+            losses.append(r.losses.assign(day=r.day))
         settle.append(r.settlement.assign(day=r.day))
         row = {"day": r.day, "decomposed_objective": s.objective, "iterations": len(r.iterations),
                "unconstrained_objective": r.unconstrained.objective, "converged": r.converged,
-               "wall_time_s": r.wall_time_s}
+               "wall_time_s": r.wall_time_s, "network_check": r.network_check, "opendss_solves": r.opendss_solves}
         if r.centralized is not None:
             row |= {"centralized_objective": r.centralized.objective, "relative_gap": r.objective_gap,
                     "max_schedule_diff_kw": max_schedule_diff(s, r.centralized)}
@@ -170,6 +180,8 @@ def tables(model: TESMarketModel, boundary: Boundary) -> dict[str, pd.DataFrame]
            "messages": pd.DataFrame(boundary.summary())}
     if gap:
         out["mccormick_gap"] = pd.concat(gap, ignore_index=True)
+    if losses:
+        out["losses"] = pd.concat(losses, ignore_index=True)
     return out
 
 
@@ -195,26 +207,49 @@ def write_results(folder: RunFolder, model: TESMarketModel, boundary: Boundary) 
         folder.write_png(f"{name}.png", fig)
 
 
+CHECK_NAMES = {"linear": "linear: LinDist3Flow drove the cuts", "ac": "ac: the OpenDSS AC power flow drove the cuts"}
+
+
 def summary_table(model: TESMarketModel, t_start: float) -> Any:
+    """Two tables: the market (profits, benchmark) and the network (the check, E*, both models' voltages)."""
+    from rich.console import Group
     from rich.table import Table
 
+    check = model.protocol.config.network_check
     t = Table(title="tes-day summary")
-    for col in ("day", "iter", "E* pu", "LA $", "central $", "gap", "DER $", "cust. $", "s"):
+    for col in ("day", "iter", "LA $", "central $", "gap", "DER $", "cust. $", "s"):
         t.add_column(col, justify="right")
+    n = Table(title=f"network (check {CHECK_NAMES[check]})")
+    for col in ("day", "cuts", "E* Σexcess", "V max lin", "V max AC", "V min AC", "MG gap kW", "AC solves"):
+        n.add_column(col, justify="right")
     for r in model.results:
-        e = float(r.iterations["violation"].iloc[-1])
         cen = r.centralized.objective if r.centralized is not None else math.nan
         der = r.settlement.query("role == 'der_manager' and item == 'profit'")["value"].sum() if len(
             r.settlement) else math.nan
         cs = r.settlement.query("role == 'customer' and item == 'surplus'")["value"].sum() if len(
             r.settlement) else math.nan
-        t.add_row(str(r.day), str(len(r.iterations)), f"{e:.1e}", f"{r.solution.objective:.2f}", f"{cen:.2f}",
+        t.add_row(str(r.day), str(len(r.iterations)), f"{r.solution.objective:.2f}", f"{cen:.2f}",
                   f"{r.objective_gap:.1e}" if r.centralized is not None else "-", f"{der:.2f}", f"{cs:.2f}",
                   f"{r.wall_time_s:.2f}")
-    t.caption = (f"iter: Benders iterations; E*: final violation; LA $: load aggregator profit (decomposed) vs "
-                 f"central $: centralized benchmark, gap relative; DER $: DER managers' profit; cust. $: customer "
-                 f"surplus; s: protocol time (runtime start-up {t_start:.2f} s and benchmarks excluded)")
-    return t
+        e = float(r.iterations["e_star"].iloc[-1])
+        after = r.voltages[r.voltages.stage == "after"].groupby("model")["v_pu"]
+        vmax, vmin = after.max(), after.min()
+        short = (r.losses["import_opendss_kw"] - r.losses["mg_purchase_kw"]).abs().max() if r.losses is not None \
+            else math.nan
+        n.add_row(str(r.day), str(int(r.iterations["n_cuts"].sum())), f"{e:.1e}",
+                  f"{vmax.get('lindist3flow', math.nan):.4f}", f"{vmax.get('opendss', math.nan):.4f}",
+                  f"{vmin.get('opendss', math.nan):.4f}", f"{short:.2g}", str(r.opendss_solves))
+    t.caption = (f"iter: Benders iterations; LA $: load aggregator profit (decomposed) vs central $: centralized "
+                 f"benchmark ({'LinDist3Flow' if check == 'linear' else 'LinDist3Flow at the final AC operating point'}"
+                 f"), gap relative; DER $: DER managers' profit; cust. $: customer surplus; s: protocol time (runtime "
+                 f"start-up {t_start:.2f} s and benchmarks excluded)")
+    n.caption = ("cuts: feasibility cuts sent; E*: final violation, the sum over hours and limits of the excess of "
+                 "|V|^2 over its limit (pu^2) and of line flows and the import (pu), 0 when every limit holds; "
+                 "V max lin / AC, V min AC: extreme |V| (pu) of the final schedule in LinDist3Flow and in OpenDSS; "
+                 "MG gap kW: largest |OpenDSS feeder import - main-grid purchase| (the losses "
+                 + ("the lossless balance leaves out" if check == "linear" else "not covered")
+                 + "); AC solves: OpenDSS power flows of the operator's checks")
+    return Group(t, n)
 
 
 __all__ = ["add_arguments", "run", "DayResult"]

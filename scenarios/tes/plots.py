@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -47,8 +48,15 @@ def dispatch_stack(res: Any) -> Any:
     return fig
 
 
+MODEL_OF_CHECK = {"linear": ("lindist3flow", "LinDist3Flow"), "ac": ("opendss", "OpenDSS")}
+
+
 def voltage_heatmaps(res: Any) -> Any:
+    """|V| per node-phase and hour before and after the cuts, in the model of the check that drove them."""
+    model, label = MODEL_OF_CHECK[getattr(res, "network_check", "linear")]
     v = res.voltages
+    if "model" in v.columns:
+        v = v[v["model"] == model]
     if v.empty:
         fig, ax = plt.subplots()
         ax.set_title("no voltage data")
@@ -67,23 +75,65 @@ def voltage_heatmaps(res: Any) -> Any:
         yy, xx = np.nonzero(bad)
         ax.scatter(xx, yy, marker="x", color="k", s=12, label="outside 0.95-1.05")
         ax.set_xlabel("hour")
-        ax.set_title(f"|V| (LinDist3Flow) {st} the cuts")
+        ax.set_title(f"|V| ({label}, the check) {st} the cuts")
         if bad.any():
             ax.legend(fontsize=7, loc="lower right")
     fig.colorbar(im, ax=axes[0].tolist(), label="pu")
     return fig
 
 
+def voltage_models(res: Any) -> Any:
+    """Both checks side by side: per hour, the highest and lowest |V| over the node-phases in LinDist3Flow and
+    in OpenDSS, for the schedules before and after the cuts; hours that got a cut are shaded."""
+    v = res.voltages
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    check = getattr(res, "network_check", "linear")
+    if v.empty or "model" not in v.columns:
+        axes[0].set_title("no voltage data")
+        return fig
+    cut_hours = sorted({int(h) for s in res.iterations.get("violated_hours", pd.Series(dtype=str)).astype(str)
+                        for h in s.split(",") if h.strip()})
+    style = {("lindist3flow", "before"): ("tab:blue", "--"), ("lindist3flow", "after"): ("tab:blue", "-"),
+             ("opendss", "before"): ("tab:red", "--"), ("opendss", "after"): ("tab:red", "-")}
+    name = {"lindist3flow": "LinDist3Flow", "opendss": "OpenDSS"}
+    for ax, agg, lim, what in ((axes[0], "max", 1.05, "highest"), (axes[1], "min", 0.95, "lowest")):
+        for (model, stage), (color, ls) in style.items():
+            d = v[(v["model"] == model) & (v["stage"] == stage)]
+            if d.empty:
+                continue
+            ext = d.groupby("hour")["v_pu"].agg(agg)
+            ax.plot(ext.index, ext.to_numpy(), color=color, ls=ls, marker="." if stage == "after" else None,
+                    label=f"{name[model]}, {stage} the cuts")
+        ax.axhline(lim, color="k", lw=0.8, ls=":", label=f"limit {lim} pu")
+        for h in cut_hours:
+            ax.axvspan(h - 0.5, h + 0.5, color="orange", alpha=0.15, lw=0)
+        ax.set_xlabel("hour")
+        ax.set_ylabel("|V| (pu)")
+        ax.set_title(f"{what} |V| over the node-phases")
+    axes[0].legend(fontsize=7)
+    driver = "LinDist3Flow" if check == "linear" else "OpenDSS (AC)"
+    fig.suptitle(f"LinDist3Flow vs OpenDSS (day {res.day}); the cuts (shaded hours) come from the {check} check, "
+                 f"{driver}")
+    fig.tight_layout()
+    return fig
+
+
 def violation_per_iteration(res: Any) -> Any:
+    """E* per iteration: the sum over hours and limits of the excess, split by unit."""
     it = res.iterations
-    fig, ax = plt.subplots(figsize=(6, 4))
-    e = np.maximum(it["violation"].to_numpy(dtype=float), 1e-12)
-    ax.semilogy(it["iteration"], e, "o-")
-    ax.axhline(1e-6, color="grey", ls="--", label="tolerance 1e-6 pu")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.semilogy(it["iteration"], np.maximum(it["e_star"].to_numpy(dtype=float), 1e-12), "o-", color="k",
+                label="E* (all limits)")
+    for col, label in (("e_star_voltage_pu2", "voltage limits: sum of |V|^2 excess (pu^2)"),
+                       ("e_star_flow_pu", "line flows and import: sum of excess (pu)")):
+        if col in it and (it[col] > 0).any():
+            ax.semilogy(it["iteration"], np.maximum(it[col].to_numpy(dtype=float), 1e-12), ".--", label=label)
+    ax.axhline(1e-6, color="grey", ls="--", label="tolerance 1e-6 per hour")
     ax.set_xlabel("Benders iteration")
-    ax.set_ylabel("E* (pu)")
-    ax.set_title("network violation per iteration")
-    ax.legend()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("E* = sum of excess (pu^2 for |V|^2, pu for flows)")
+    ax.set_title(f"network violation per iteration ({getattr(res, 'network_check', 'linear')} check)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -109,7 +159,8 @@ def mccormick_gap(res: Any) -> Any:
 
 def all_figures(res: Any) -> dict[str, Any]:
     return {"prices": prices_heatmap(res), "dispatch": dispatch_stack(res), "voltages": voltage_heatmaps(res),
-            "violation": violation_per_iteration(res), "mccormick_gap": mccormick_gap(res)}
+            "voltage_models": voltage_models(res), "violation": violation_per_iteration(res),
+            "mccormick_gap": mccormick_gap(res)}
 
 
 __all__ = ["all_figures", "pd"]
