@@ -157,7 +157,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_args(p: argparse.ArgumentParser) -> None:
+    from scenarios.study import add_arguments
+
+    add_arguments(p)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from scenarios.study import run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Command] = {
+    "study": Command("a strategic study from a TOML file (scenarios/studies/): days in the Mesa shell, market-power "
+                     "metrics, Parquet tables and plots (--resume)", _study_args, cmd_study),
     "cases": Command("list the built-in cases", _cases_args, cmd_cases),
     "inspect": Command("summarise a case (tables) and draw its grid (PNG in a run folder)", _inspect_args,
                        cmd_inspect),

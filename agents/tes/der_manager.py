@@ -8,7 +8,7 @@ import numpy as np
 from network.model import Case
 
 from ..base import Agent
-from ..strategies import MarginalCost, Strategy
+from ..strategies import MarginalCost, Observation, Strategy
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,14 @@ class DERManager(Agent):
         self.sold: dict[str, np.ndarray] = {}
         self.paid: dict[str, np.ndarray] = {}
         self.last_offer: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.last_cap: np.ndarray | None = None
+
+    def new_day(self, available: dict[str, np.ndarray]) -> None:
+        """The day's available power of its own units (unit id -> (T,) kW, within the unit's rating)."""
+        import dataclasses
+
+        self.units = [dataclasses.replace(u, p_max=np.asarray(available[u.id], float)) if u.id in available else u
+                      for u in self.units]
 
     def public_ids(self) -> frozenset[str]:
         return frozenset(u.id for u in self.units)
@@ -64,6 +72,7 @@ class DERManager(Agent):
     def offers(self, lmp: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """unit id -> (offer price per period, offered quantity per period)."""
         cap = self.price_cap(lmp)
+        self.last_cap = cap
         cost = np.array([[u.cost] * len(cap) for u in self.units])
         prices = self.strategy.prices(cost, cap, self.price_min)
         self.last_offer = {u.id: (prices[i], u.p_max.copy()) for i, u in enumerate(self.units)}
@@ -89,7 +98,17 @@ class DERManager(Agent):
         return out
 
     def end_of_day(self) -> float:
-        """Feed the day's profit to the strategy; returns it."""
+        """Feed the day's observation (own offers, sales, prices paid; the public bounds) and profit
+        to the strategy; returns the profit."""
         profit = sum(v["profit"] for v in self.settlement().values())
+        if self.last_offer and getattr(self, "last_cap", None) is not None:
+            T = len(self.last_cap)
+            z = np.zeros(T)
+            self.strategy.observe(Observation(
+                cost=np.array([[u.cost] * T for u in self.units]), cap=np.asarray(self.last_cap, float),
+                floor=self.price_min, offer=np.stack([self.last_offer[u.id][0] for u in self.units]),
+                offered=np.stack([self.last_offer[u.id][1] for u in self.units]),
+                sold=np.stack([self.sold.get(u.id, z) for u in self.units]),
+                paid=np.stack([self.paid.get(u.id, z) for u in self.units])))
         self.strategy.update(profit)
         return profit

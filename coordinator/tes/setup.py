@@ -40,6 +40,15 @@ class TESConfig:
     seed: int = 0
     network_check: str = "linear"  # the TES operator's check: LinDist3Flow ("linear") or OpenDSS ("ac")
     loss_tolerance: float = 1e-4  # kW: largest accepted gap between the AC losses and those the LA covers (ac)
+    #: per DER manager: (agent id, strategy name, ((parameter, value), ...)); others use ``strategy``
+    strategies: tuple = ()
+
+    def strategy_of(self, agent_id: str) -> Any:
+        """The strategy of DER manager ``agent_id``: its entry in ``strategies``, else ``strategy``."""
+        for aid, name, params in self.strategies:
+            if aid == agent_id:
+                return make_strategy(name, strict=True, **dict(params))
+        return make_strategy(self.strategy, markup=self.markup, seed=self.seed)
 
     def __post_init__(self) -> None:
         if self.pricing not in ("personalized", "uniform"):
@@ -151,7 +160,7 @@ def make_agents(case: Case, config: TESConfig) -> dict[str, Any]:
     lo, hi, cap = (_param(case, k) for k in ("retail_price_min", "retail_price_max", "retail_price_sum_cap"))
     mg = MainGrid.from_case(case, roles.main_grid)
     ders = [DERManager(d, der_units_from_case(case, d),
-                       make_strategy(config.strategy, markup=config.markup, seed=config.seed),
+                       config.strategy_of(d),
                        price_min=_param(case, "der_price_min"),
                        cap_floor=_param(case, "der_price_cap_floor")) for d in roles.der_managers]
     suppliers = [u.id for d in ders for u in d.units] + [mg.unit_id]
