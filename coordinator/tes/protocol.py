@@ -16,7 +16,10 @@ One market day:
    seller its final schedule (a day that does not converge is not closed).
 
 The day stops without converging at the iteration limit, or when the LA sends no new
-schedule because every cut it was sent is one it already held (no progress).
+schedule because every cut it was sent is one it already held (no progress). These
+decisions are made from the messages alone (offers, injections, cuts, the acceptance); the
+LA's objective and solve time in the iteration log, the final solution and the settlement
+are the analyst's reads (``runtime.analyst``, recorded in the audit log).
 
 Benchmarks computed in every run (they are analysts' tools, not agents, so they
 may see everything; :mod:`coordinator.tes.analysis`): the *centralized* problem (the LA
@@ -38,10 +41,11 @@ from network.model import Case
 
 from ..benders import IterationLog, StoppingRule
 from ..boundary import COORDINATOR
-from ..messages import Action, Command, FeasibilityCut, Injections, Offer
+from ..messages import Accept, Action, Command, FeasibilityCut, Injections, Offer
 from ..runtime import Runtime
 from .analysis import Analyst, settlement_frame
 from .policy import TES_POLICY
+from .schema import dims
 from .setup import Roles, TESConfig, make_hosts, prepare_case
 
 __all__ = ["DayResult", "TESProtocol"]
@@ -80,7 +84,7 @@ class TESProtocol:
         self.case = prepare_case(case, config)
         self.config = config
         self.rt = runtime
-        runtime.boundary.use(TES_POLICY)
+        runtime.boundary.use(TES_POLICY, dims(self.case))
         self.roles = Roles.of(self.case)
         self.progress = progress or (lambda s: None)
         for h in make_hosts(self.case, config):
@@ -96,7 +100,7 @@ class TESProtocol:
         to_ders = [m for m in opened if m.receiver in r.der_managers]
         offers_msgs = [m for m in opened if isinstance(m, Offer)] + [
             m for m in self.rt.exchange(to_ders) if isinstance(m, Offer)]
-        offers = {k: (np.asarray(m.prices[k]), np.asarray(m.quantities[k])) for m in offers_msgs for k in m.prices}
+        offers = {k: (np.asarray(m.prices[k]), m.quantity(k)) for m in offers_msgs for k in m.prices}
         pending = offers_msgs
         converged, reason = False, ""
         self._cut_families: dict[int, set[str]] = {}
@@ -109,10 +113,12 @@ class TESProtocol:
                 reason = (f"no progress: the load aggregator already held every cut of iteration {it - 1} (its "
                           "schedule violates them within its own tolerance)")
                 break
-            sol = self.rt.call(r.load_aggregator, "report")["solution"]
+            # the analyst's read, for the iteration log only (objective, solve time)
+            sol = self.rt.analyst.read(r.load_aggregator, "report")["solution"]
             answers = self.rt.exchange(inj)
             last_round = max((m.round for m in answers), default=0)
             cuts = [m for m in answers if isinstance(m, FeasibilityCut)]
+            accepted = any(isinstance(m, Accept) and m.sender == r.operator for m in answers)
             for c in cuts:
                 self._cut_families.setdefault(c.period, set()).update(c.families)
             e_star = float(sum(c.violation for c in cuts))
@@ -122,7 +128,7 @@ class TESProtocol:
                        la_solve_s=sol.solve_time)
             self.progress(f"day {day} iteration {it}: E* = {e_star:.3g} pu, {len(cuts)} cut(s)"
                           + (f" [{', '.join(fams)}]" if fams else ""))
-            if not cuts:  # the TESO accepted: E* <= tolerance in every hour
+            if accepted and not cuts:  # the TESO accepted: E* <= tolerance in every hour
                 converged, reason = True, f"accepted: E* = {e_star:.3g} <= {self.config.tolerance:g} pu"
                 break
             done, reason = self.rule.check(it, violation=e_star)  # here only the iteration limit can stop
@@ -130,11 +136,13 @@ class TESProtocol:
                 break
             pending = cuts
         n_it = int(log.last["iteration"])
-        if converged:  # close the day: the LA sends each seller its final schedule
-            schedules = self.rt.exchange(self.rt.send([Command(COORDINATOR, r.load_aggregator, last_round + 1,
-                                                               action=Action.CLOSE, iteration=n_it)]))
+        if converged:  # close the day: the LA gets the acceptance and sends each seller its final schedule
+            accepts = [m for m in answers if isinstance(m, Accept)]
+            schedules = self.rt.exchange(accepts + self.rt.send([Command(COORDINATOR, r.load_aggregator,
+                                                                         last_round + 1, action=Action.CLOSE,
+                                                                         iteration=n_it)]))
             self.rt.exchange(schedules)
-        final = self.rt.call(r.load_aggregator, "report")["solution"]
+        final = self.rt.analyst.read(r.load_aggregator, "report")["solution"]
         t_protocol = time.perf_counter() - t0
         # Benchmarks and analysis: the analyst's view (sees everything; no messages involved)
         tb = time.perf_counter()
