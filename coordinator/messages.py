@@ -239,7 +239,16 @@ class Message:
 
     def payload(self) -> dict[str, Any]:
         """The payload fields in the audit log's form (see :func:`encode`)."""
-        return {n: _encode_value(getattr(self, n)) for n in self.FIELDS}
+        out: dict[str, Any] = {}
+        for n, kind in self.FIELDS.items():
+            v = getattr(self, n)
+            if kind == ARRAYS and type(v) is FrozenMap:  # the common case, fast: read-only float arrays
+                out[n] = {k: (x.tolist() if type(x) is np.ndarray else _encode_value(x)) for k, x in v.items()}
+            elif kind == FLOATS and type(v) is FrozenMap:
+                out[n] = {k: (x if type(x) is float else _encode_value(x)) for k, x in v.items()}
+            else:
+                out[n] = _encode_value(v)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

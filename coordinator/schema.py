@@ -266,8 +266,9 @@ def check_message(msg: Any, schema: MessageSchema | None = None, dims: Dims = Di
         for k, a in items:
             if a.shape not in allowed_shapes:
                 where = name if k is None else f"{name}[{k!r}]"
-                raise SchemaError(where, f"has shape {a.shape}; the protocol's dimensions allow "
-                                         f"{' or '.join(str(x) for x in sorted(allowed_shapes)) or 'nothing'}")
+                allowed = " or ".join(str(x) for x in sorted(allowed_shapes)) or \
+                    "nothing (no dimensions: the run's Dims go to Boundary.use)"
+                raise SchemaError(where, f"has shape {a.shape}; the protocol's dimensions allow {allowed}")
     if sender is not None and receiver is not None:
         scopes = {**KEY_SCOPES.get(cls, {}), **s.keys}
         for name in cls.KEYED:

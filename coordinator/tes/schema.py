@@ -30,7 +30,7 @@ def dims(case: Case) -> Dims:
 
 
 def _hours(d: Dims, m: Message) -> list[tuple[int, ...]]:
-    return [(int(d.hours or 0),)]
+    return [] if d.hours is None else [(int(d.hours),)]
 
 
 def _hour(d: Dims, m: Message) -> tuple[float, float]:
