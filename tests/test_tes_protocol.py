@@ -95,9 +95,13 @@ def test_final_schedule_replayed_in_opendss(case):
 
 
 def test_boundary_on_audit_log(case, tmp_path):
+    from coordinator.audit import verify_log
+
     res, proto = run_day(case, tmp_path=tmp_path)
     log = read_audit_log(tmp_path / "audit.jsonl")
     assert log, "the audit log is empty"
+    # every message, rebuilt from its line, passes the policy and the schemas again (a smuggled field fails)
+    assert verify_log(tmp_path / "audit.jsonl").routed == len(log)
     node_ids = {n.id for n in proto.case.feeders["LV1"].nodes}
     for rec in log:
         # every message is allowed by the tes policy
