@@ -4,6 +4,7 @@
     python run.py --help              commands and scenarios
     python run.py cases               the built-in cases
     python run.py inspect CASE        summary tables and a drawing of a case (built-in name or folder)
+    python run.py audit RUN_FOLDER    verify a run's audit log(s) and show who sent what to whom
     python run.py SCENARIO [options]  run a market scenario (see scenarios/registry.py)
 
 Bad input never gives a traceback: a CaseError (or an unknown case) prints
@@ -169,12 +170,28 @@ def cmd_study(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# --------------------------------------------------------------------- audit
+
+
+def _audit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_folder", help="a run folder (its audit.jsonl, or audit/*.jsonl.gz of a sweep) or one log file")
+    p.add_argument("--quiet", action="store_true", help="verify only; print no tables")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from coordinator.audit import main as audit
+
+    return audit(args.run_folder, quiet=args.quiet)
+
+
 COMMANDS: dict[str, Command] = {
     "study": Command("a strategic study from a TOML file (scenarios/studies/): days in the Mesa shell, market-power "
                      "metrics, Parquet tables and plots (--resume)", _study_args, cmd_study),
     "cases": Command("list the built-in cases", _cases_args, cmd_cases),
     "inspect": Command("summarise a case (tables) and draw its grid (PNG in a run folder)", _inspect_args,
                        cmd_inspect),
+    "audit": Command("verify a run's audit log(s) (hash chain, every message against the policy and schemas) and "
+                     "show who sent what to whom; exit 1 at the first offending line", _audit_args, cmd_audit),
 }
 
 

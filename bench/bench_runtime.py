@@ -84,7 +84,7 @@ def bench_rounds(kind: str, n_hosts: int, rounds: int, args, work_s: float = 0.0
     ids = [f"h{i}" for i in range(n_hosts)]
     t0 = time.perf_counter()
     rt.add_all(BenchHost(i, work_s, data_mb) for i in ids)
-    rt.call_many([(i, "__pid__") for i in ids])  # wait until all hosts are up
+    [rt.pid(i) for i in ids]  # wait until all hosts are up
     t_up = time.perf_counter() - t0
     for r in range(3):  # warm up
         rt.exchange(rt.send([Status(sender=COORDINATOR, receiver=i, round=r) for i in ids]))

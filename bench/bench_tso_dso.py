@@ -61,8 +61,8 @@ def bench_pcc(args: argparse.Namespace) -> None:
             t2 = time.perf_counter()
             res = proto.run_scheme("pcc")
             t_pcc = time.perf_counter() - t2
-            dso = rt.call_many([(d, "report") for d in proto.roles.dsos])
-            tso = rt.call(proto.roles.tso, "report")
+            dso = rt.analyst.read_many([(d, "report") for d in proto.roles.dsos])
+            tso = rt.analyst.read(proto.roles.tso, "report")
         finally:
             rt.shutdown()
         it = res.iterations

@@ -19,12 +19,21 @@ from .messages import Message
 
 
 class Host:
-    """Base host: ``handle(batch) -> replies``; snapshot/restore; ``report()``."""
+    """Base host: ``handle(batch) -> replies``; snapshot/restore; ``report()``.
+
+    ``ANALYST_READS``: the read-only methods the analyst channel may call
+    (``runtime.analyst.read(agent, what)``); ``area``: the agent's area (None: none), for
+    policies that scope roles to areas.
+    """
+
+    ANALYST_READS: tuple[str, ...] = ("report",)
 
     def __init__(self, agent: Agent, peers: dict[str, list[str]] | None = None) -> None:
         self.agent = agent
         self.peers = {k: list(v) for k, v in (peers or {}).items()}  # role -> agent ids it talks to
         self.round = 0
+        area = getattr(agent, "area", None)
+        self.area: int | None = None if area is None else int(area)
 
     @property
     def id(self) -> str:

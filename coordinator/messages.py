@@ -1,10 +1,24 @@
 """Every message type that may cross an agent boundary.
 
-Messages are frozen dataclasses with numpy payloads. Payload dictionaries are
-keyed by *public* identifiers (unit, meter and customer ids, scenario and period
-numbers); no message type has a field for topology, impedances, network limits,
-cost curves or utilities, so such data cannot be sent at all. What may be sent,
-between which roles, is decided by :mod:`coordinator.boundary`.
+Messages are frozen, slotted dataclasses (no attribute can be added to one) with
+immutable payloads: float arrays are read-only ``float64`` copies, payload
+dictionaries are :class:`FrozenMap`\\ s keyed by *public* identifiers (unit, meter
+and customer ids, PCC ids). No message type has a field for topology, impedances,
+network limits, cost curves or utilities, so such data has no place to go. Every
+field has a kind (:data:`FIELD_KINDS`): the constructor normalises what it can
+(lists to read-only arrays, numpy scalars to ``float``/``int``, enum values to
+their enum) and leaves anything else as it is, for the boundary to refuse. What
+may be sent, between which roles, with which shapes, is decided by
+:mod:`coordinator.boundary` and the protocol's schemas (:mod:`coordinator.schema`).
+
+Explicit representations instead of non-finite numbers (every float a message
+carries is finite):
+
+- an offer with no quantity for a unit (``quantities`` omits the key) offers an
+  unlimited quantity (tes: the main grid at the LMP); see :meth:`Offer.quantity`;
+- a ``Schedule`` with no ``prices`` entry has no price (tso-dso: ``fc`` has no
+  day-ahead market price); ``IterationBounds.price`` is ``None`` then;
+- ``Status.gap`` is ``None`` when unknown.
 
 Sign conventions
 ----------------
@@ -16,12 +30,16 @@ Sign conventions
   in the ``Injections`` the cut answers, decision id ``"<meter>"`` for active and
   ``"<meter>#q"`` for reactive power).
 - ``OptimalityCut``: ``theta >= constant + sum_k coefficients[k] * x_k``.
+
+The audit log's form of a message is :func:`encode` (strict JSON, floats at full
+precision); :func:`decode` rebuilds the message from it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
@@ -29,25 +47,15 @@ import numpy as np
 class FrozenMap(dict):
     """A read-only dict (picklable, unlike ``MappingProxyType``)."""
 
+    __slots__ = ()
+
     def _readonly(self, *a: Any, **k: Any) -> None:
         raise TypeError("message payloads are read-only")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _readonly  # type: ignore
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FrozenMap, (dict(self),))
-
-
-def _freeze_map(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    out = {}
-    for k, v in (m or {}).items():
-        if isinstance(v, (np.ndarray, list, tuple)):
-            a = np.array(v, dtype=float)
-            a.setflags(write=False)
-            out[str(k)] = a
-        else:
-            out[str(k)] = float(v)
-    return FrozenMap(out)
 
 
 class Product(str, Enum):
@@ -56,6 +64,22 @@ class Product(str, Enum):
     DAY_AHEAD = "day_ahead"
     UP = "up"  # real-time upward regulation (more output, or less consumption)
     DOWN = "down"  # real-time downward regulation
+
+
+class PriceKind(str, Enum):
+    """What a :class:`PriceSignal` posts: the locational marginal price, or an energy price."""
+
+    LMP = "lmp"
+    ENERGY = "energy"
+
+
+class Note(str, Enum):
+    """The note of a :class:`Status` (a closed set: a status carries no free text)."""
+
+    NONE = ""
+    CONVERGED = "converged"
+    ITERATION_LIMIT = "iteration_limit"
+    NO_PROGRESS = "no_progress"
 
 
 class Action(str, Enum):
@@ -101,20 +125,104 @@ class ScenarioSet(str, Enum):
     OUT_OF_SAMPLE = "out_of_sample"
 
 
-@dataclass(frozen=True)
+# ------------------------------------------------------------------ field kinds and normalisation
+#: field kinds: ``arrays`` {id: read-only float64 array}, ``floats`` {id: float}, ``float``, ``float?`` (or
+#: None), ``int``, ``bool``, ``strs`` (tuple of str), ``array`` (read-only float64), ``<Enum>`` / ``<Enum>?``
+ARRAYS, FLOATS, FLOAT, OPT_FLOAT, INT, BOOL, STRS, ARRAY = "arrays", "floats", "float", "float?", "int", "bool", \
+    "strs", "array"
+ENUMS: dict[str, type[Enum]] = {e.__name__: e for e in (Product, PriceKind, Note, Action, Scheme, ScenarioSet)}
+_NUMBER = (int, float, np.integer, np.floating)
+
+
+def frozen_array(v: Any) -> Any:
+    """A read-only float64 copy of ``v`` (a view of a read-only base: its flag cannot be set back), or ``v``
+    itself when it is not numeric."""
+    if isinstance(v, (str, bytes, Mapping)) or v is None:
+        return v
+    try:
+        raw = np.asarray(v)
+        if raw.dtype.kind not in "biuf":  # numbers only: strings and objects stay as they are (and are refused)
+            return v
+        base = np.array(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        return v
+    base.setflags(write=False)
+    out = base.view()
+    out.setflags(write=False)
+    return out
+
+
+def _number(v: Any, kind: type) -> Any:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, _NUMBER):
+        return v
+    if kind is int:
+        return int(v) if isinstance(v, (int, np.integer)) else v
+    return float(v)
+
+
+def _normalise(kind: str, v: Any) -> Any:
+    if kind == ARRAYS:
+        if not isinstance(v, Mapping):
+            return v
+        return FrozenMap({(k if isinstance(k, str) else str(k)): frozen_array(x) for k, x in v.items()})
+    if kind == FLOATS:
+        if not isinstance(v, Mapping):
+            return v
+        return FrozenMap({(k if isinstance(k, str) else str(k)): _number(x, float) for k, x in v.items()})
+    if kind in (FLOAT, OPT_FLOAT):
+        return _number(v, float)
+    if kind == INT:
+        return _number(v, int)
+    if kind == BOOL:
+        return bool(v) if isinstance(v, np.bool_) else v
+    if kind == STRS:
+        if isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v):
+            return tuple(v)
+        return v
+    if kind == ARRAY:
+        return frozen_array(v)
+    enum = ENUMS[kind.rstrip("?")]
+    if isinstance(v, str) and not isinstance(v, enum) and v in enum._value2member_map_:
+        return enum(v)
+    return v
+
+
+def _rebuild(cls: type, args: tuple, values: dict[str, Any]) -> "Message":
+    return cls(*args, **values)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """Base class: who sends to whom, in which protocol round."""
+    """Base class: who sends to whom, in which protocol round.
+
+    ``_seq`` is the routing token the boundary sets when it routes the message (not a
+    field of its content: not compared, not encoded, not pickled).
+    """
 
     sender: str
     receiver: str
     round: int = 0
+    _seq: int | None = field(default=None, init=False, repr=False, compare=False)
 
+    #: field name -> kind (see :data:`FIELD_KINDS`) of the payload fields
+    FIELDS: ClassVar[dict[str, str]] = {}
     #: payload fields whose dictionary keys are public identifiers
-    KEYED: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+    KEYED: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        for f in self.KEYED:
-            object.__setattr__(self, f, _freeze_map(getattr(self, f)))
+        set_ = object.__setattr__
+        set_(self, "round", _number(self.round, int))
+        for name, kind in self.FIELDS.items():
+            set_(self, name, _normalise(kind, getattr(self, name)))
+        self._validate()
+
+    def _validate(self) -> None:
+        """Constructor checks of a type (a programming error raises ValueError here)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt through the constructor: arrays come back read-only, the routing token stays behind
+        return (_rebuild, (type(self), (self.sender, self.receiver, self.round),
+                           {n: getattr(self, n) for n in self.FIELDS}))
 
     @property
     def kind(self) -> str:
@@ -124,74 +232,86 @@ class Message:
         """All identifiers used as payload keys."""
         out: set[str] = set()
         for f in self.KEYED:
-            out.update(getattr(self, f).keys())
+            v = getattr(self, f)
+            if isinstance(v, Mapping):
+                out.update(v.keys())
         return out
 
     def payload(self) -> dict[str, Any]:
-        """JSON-friendly payload for the audit log."""
+        """The payload fields in the audit log's form (see :func:`encode`)."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name in ("sender", "receiver", "round", "KEYED"):
-                continue
-            v = getattr(self, f.name)
-            if isinstance(v, Mapping):
-                v = {k: (np.round(x, 9).tolist() if isinstance(x, np.ndarray) else x) for k, x in v.items()}
-            elif isinstance(v, np.ndarray):
-                v = np.round(v, 9).tolist()
-            elif isinstance(v, float) and not np.isfinite(v):
-                v = None  # strict JSON in the audit log
-            out[f.name] = v
+        for n, kind in self.FIELDS.items():
+            v = getattr(self, n)
+            if kind == ARRAYS and type(v) is FrozenMap:  # the common case, fast: read-only float arrays
+                out[n] = {k: (x.tolist() if type(x) is np.ndarray else _encode_value(x)) for k, x in v.items()}
+            elif kind == FLOATS and type(v) is FrozenMap:
+                out[n] = {k: (x if type(x) is float else _encode_value(x)) for k, x in v.items()}
+            else:
+                out[n] = _encode_value(v)
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PriceSignal(Message):
-    """A public price per period (e.g. the main grid's LMP in $/kWh), product named."""
+    """A public price per period (e.g. the main grid's LMP in $/kWh), keyed by the sender's unit ids."""
 
-    product: str = "energy"
-    prices: Mapping[str, np.ndarray] = field(default_factory=dict)  # {product: per-period prices}
-    KEYED: tuple[str, ...] = field(default=("prices",), init=False, repr=False, compare=False)
+    product: PriceKind = PriceKind.ENERGY
+    prices: Mapping[str, np.ndarray] = field(default_factory=dict)
+    FIELDS: ClassVar[dict[str, str]] = {"product": "PriceKind", "prices": ARRAYS}
+    KEYED: ClassVar[tuple[str, ...]] = ("prices",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Offer(Message):
-    """Sell offers of one product: price and quantity per period, keyed by the sender's unit ids."""
+    """Sell offers of one product: price and quantity per period, keyed by the sender's unit ids.
+
+    A unit with a price and no quantity offers an unlimited quantity (:meth:`quantity`).
+    """
 
     product: Product = Product.DAY_AHEAD
     prices: Mapping[str, np.ndarray] = field(default_factory=dict)
     quantities: Mapping[str, np.ndarray] = field(default_factory=dict)
-    KEYED: tuple[str, ...] = field(default=("prices", "quantities"), init=False, repr=False, compare=False)
+    FIELDS: ClassVar[dict[str, str]] = {"product": "Product", "prices": ARRAYS, "quantities": ARRAYS}
+    KEYED: ClassVar[tuple[str, ...]] = ("prices", "quantities")
+
+    def quantity(self, unit: str) -> np.ndarray:
+        """The quantity offered for ``unit``: its entry, or +inf in every period (unlimited) when it has none."""
+        q = self.quantities.get(unit)
+        return np.full(np.shape(self.prices[unit]), np.inf) if q is None else np.asarray(q)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Bid(Message):
     """Buy bids of one product: price and quantity per period, keyed by the sender's load ids."""
 
     product: Product = Product.DAY_AHEAD
     prices: Mapping[str, np.ndarray] = field(default_factory=dict)
     quantities: Mapping[str, np.ndarray] = field(default_factory=dict)
-    KEYED: tuple[str, ...] = field(default=("prices", "quantities"), init=False, repr=False, compare=False)
+    FIELDS: ClassVar[dict[str, str]] = {"product": "Product", "prices": ARRAYS, "quantities": ARRAYS}
+    KEYED: ClassVar[tuple[str, ...]] = ("prices", "quantities")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Schedule(Message):
-    """Cleared quantities (and the price paid) per period, keyed by unit/load ids."""
+    """Cleared quantities (and the price paid, where there is one) per period, keyed by unit/load ids."""
 
     quantities: Mapping[str, np.ndarray] = field(default_factory=dict)
     prices: Mapping[str, np.ndarray] = field(default_factory=dict)
-    KEYED: tuple[str, ...] = field(default=("quantities", "prices"), init=False, repr=False, compare=False)
+    FIELDS: ClassVar[dict[str, str]] = {"quantities": ARRAYS, "prices": ARRAYS}
+    KEYED: ClassVar[tuple[str, ...]] = ("quantities", "prices")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Injections(Message):
     """Per-meter active/reactive power per period (positive = drawn from the grid)."""
 
     p: Mapping[str, np.ndarray] = field(default_factory=dict)
     q: Mapping[str, np.ndarray] = field(default_factory=dict)
-    KEYED: tuple[str, ...] = field(default=("p", "q"), init=False, repr=False, compare=False)
+    FIELDS: ClassVar[dict[str, str]] = {"p": ARRAYS, "q": ARRAYS}
+    KEYED: ClassVar[tuple[str, ...]] = ("p", "q")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FeasibilityCut(Message):
     """``constant + sum_k coefficients[k] x_k <= 0`` in period ``period``.
 
@@ -205,10 +325,12 @@ class FeasibilityCut(Message):
     constant: float = 0.0
     violation: float = 0.0
     families: tuple[str, ...] = ()
-    KEYED: tuple[str, ...] = field(default=("coefficients",), init=False, repr=False, compare=False)
+    FIELDS: ClassVar[dict[str, str]] = {"period": INT, "coefficients": FLOATS, "constant": FLOAT, "violation": FLOAT,
+                                        "families": STRS}
+    KEYED: ClassVar[tuple[str, ...]] = ("coefficients",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OptimalityCut(Message):
     """``theta >= constant + sum_k coefficients[k] x_k`` for scenario ``scenario``."""
 
@@ -216,36 +338,40 @@ class OptimalityCut(Message):
     coefficients: Mapping[str, float] = field(default_factory=dict)
     constant: float = 0.0
     value: float = 0.0
-    KEYED: tuple[str, ...] = field(default=("coefficients",), init=False, repr=False, compare=False)
+    FIELDS: ClassVar[dict[str, str]] = {"scenario": INT, "coefficients": FLOATS, "constant": FLOAT, "value": FLOAT}
+    KEYED: ClassVar[tuple[str, ...]] = ("coefficients",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Exchange(Message):
     """An agreed exchange at a boundary point (e.g. PCC active power per scenario)."""
 
     values: Mapping[str, np.ndarray] = field(default_factory=dict)
-    KEYED: tuple[str, ...] = field(default=("values",), init=False, repr=False, compare=False)
+    FIELDS: ClassVar[dict[str, str]] = {"values": ARRAYS}
+    KEYED: ClassVar[tuple[str, ...]] = ("values",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Caps(Message):
     """Pre-qualification caps per resource (power unit), keyed by unit/load ids."""
 
     caps: Mapping[str, float] = field(default_factory=dict)
-    KEYED: tuple[str, ...] = field(default=("caps",), init=False, repr=False, compare=False)
+    FIELDS: ClassVar[dict[str, str]] = {"caps": FLOATS}
+    KEYED: ClassVar[tuple[str, ...]] = ("caps",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Status(Message):
-    """Convergence status of the protocol."""
+    """Convergence status of the protocol (``gap`` None: unknown; ``note`` from :class:`Note`)."""
 
     converged: bool = False
     iteration: int = 0
-    gap: float = float("nan")
-    note: str = ""
+    gap: float | None = None
+    note: Note = Note.NONE
+    FIELDS: ClassVar[dict[str, str]] = {"converged": BOOL, "iteration": INT, "gap": OPT_FLOAT, "note": "Note"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Command(Message):
     """The coordinator asks its receiver to take one step of the protocol.
 
@@ -257,15 +383,11 @@ class Command(Message):
     scheme: Scheme | None = None
     scenario_set: ScenarioSet | None = None
     iteration: int = 0
+    FIELDS: ClassVar[dict[str, str]] = {"action": "Action", "scheme": "Scheme?", "scenario_set": "ScenarioSet?",
+                                        "iteration": INT}
 
 
-def _freeze_array(v: Any) -> np.ndarray:
-    a = np.array(v, dtype=float).reshape(-1)
-    a.setflags(write=False)
-    return a
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MasterBound(Message):
     """A master's answer to ``Command(MASTER)`` (TSO -> coordinator), in $ of ``-SW_DA + E[real-time cost]``.
 
@@ -275,11 +397,12 @@ class MasterBound(Message):
 
     scheme: Scheme | None = None
     iteration: int = 0
-    lower: float = float("nan")
-    objective: float = float("nan")
+    lower: float = math.nan
+    objective: float = math.nan
+    FIELDS: ClassVar[dict[str, str]] = {"scheme": "Scheme?", "iteration": INT, "lower": FLOAT, "objective": FLOAT}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RealTimeBounds(Message):
     """The bounds of each scenario's real-time cost after a TSO <-> DSO round (TSO -> coordinator), $.
 
@@ -296,46 +419,49 @@ class RealTimeBounds(Message):
     inner_round: int = 0
     upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
     lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    FIELDS: ClassVar[dict[str, str]] = {"scenario_set": "ScenarioSet?", "iteration": INT, "inner_round": INT,
+                                        "upper": ARRAY, "lower": ARRAY}
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "upper", _freeze_array(self.upper))
-        object.__setattr__(self, "lower", _freeze_array(self.lower))
-        if self.upper.shape != self.lower.shape:
-            raise ValueError(f"RealTimeBounds: upper {self.upper.shape} and lower {self.lower.shape} differ in shape")
+    def _validate(self) -> None:
+        if np.shape(self.upper) != np.shape(self.lower):
+            raise ValueError(f"RealTimeBounds: upper {np.shape(self.upper)} and lower {np.shape(self.lower)} "
+                             "differ in shape")
 
     @property
     def bounded(self) -> bool:
         """False after the warm-up round (no bounds yet)."""
-        return self.upper.size > 0
+        return np.size(self.upper) > 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IterationBounds(Message):
     """The close of a Benders iteration (TSO -> coordinator), $ of ``-SW_DA + E[real-time cost]``.
 
     ``lower``: the master's bound; ``upper``: the iterate's value, ``da_cost`` (``-SW_DA``)
     plus ``expected_rt`` (``sum_s phi_s U_s``); ``price``: the iterate's day-ahead price
-    ($/MWh, NaN for fc).
+    ($/MWh; None for fc, which has no day-ahead market price).
     """
 
     scheme: Scheme | None = None
     iteration: int = 0
-    lower: float = float("nan")
-    upper: float = float("nan")
-    da_cost: float = float("nan")
-    expected_rt: float = float("nan")
-    price: float = float("nan")
+    lower: float = math.nan
+    upper: float = math.nan
+    da_cost: float = math.nan
+    expected_rt: float = math.nan
+    price: float | None = None
+    FIELDS: ClassVar[dict[str, str]] = {"scheme": "Scheme?", "iteration": INT, "lower": FLOAT, "upper": FLOAT,
+                                        "da_cost": FLOAT, "expected_rt": FLOAT, "price": OPT_FLOAT}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Accept(Message):
     """The network operator accepts the schedule it was sent (E* <= tolerance)."""
 
     violation: float = 0.0
+    FIELDS: ClassVar[dict[str, str]] = {"violation": FLOAT}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Losses(Message):
     """The network losses of the schedule the receiver sent (network operator -> participant).
 
@@ -347,14 +473,58 @@ class Losses(Message):
     """
 
     losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "losses", _freeze_array(self.losses))
-        if not np.all(np.isfinite(self.losses)):
-            raise ValueError("Losses: losses must be finite")
+    FIELDS: ClassVar[dict[str, str]] = {"losses": ARRAY}
 
 
 ALL_TYPES: tuple[type[Message], ...] = (PriceSignal, Offer, Bid, Schedule, Injections, FeasibilityCut,
                                          OptimalityCut, Exchange, Caps, Status, Command, Accept, MasterBound,
                                          RealTimeBounds, IterationBounds, Losses)
+TYPES: dict[str, type[Message]] = {t.__name__: t for t in ALL_TYPES}
+#: every type's field kinds
+FIELD_KINDS: dict[type[Message], dict[str, str]] = {t: dict(t.FIELDS) for t in ALL_TYPES}
+
+assert all({f.name for f in fields(t)} == {"sender", "receiver", "round", "_seq", *t.FIELDS} for t in ALL_TYPES)
+
+
+# ------------------------------------------------------------------ the audit log's form
+def _encode_value(v: Any) -> Any:
+    if isinstance(v, Enum):
+        return v.value
+    if isinstance(v, Mapping):
+        return {k: _encode_value(x) for k, x in v.items()}
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, tuple):
+        return [_encode_value(x) for x in v]
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        return v.item()
+    return v
+
+
+def encode(msg: Message) -> dict[str, Any]:
+    """``{"type", "sender", "receiver", "round", "payload"}``: JSON values, floats exact (``repr``)."""
+    return {"type": msg.kind, "sender": msg.sender, "receiver": msg.receiver, "round": msg.round,
+            "payload": msg.payload()}
+
+
+def _decode_value(kind: str, v: Any) -> Any:
+    if kind == ARRAYS and isinstance(v, dict):
+        return {k: (np.array(x, dtype=float) if isinstance(x, list) else x) for k, x in v.items()}
+    if kind == ARRAY and isinstance(v, list):
+        return np.array(v, dtype=float)
+    if kind == STRS and isinstance(v, list):
+        return tuple(v)
+    return v
+
+
+def decode(body: Mapping[str, Any]) -> Message:
+    """The message of an :func:`encode`\\ d body (``ValueError`` for an unknown type or field)."""
+    cls = TYPES.get(str(body.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown message type {body.get('type')!r}")
+    payload = body.get("payload") or {}
+    extra = set(payload) - set(cls.FIELDS)
+    if extra:
+        raise ValueError(f"{cls.__name__} has no field(s) {sorted(extra)}")
+    values = {n: _decode_value(k, payload[n]) for n, k in cls.FIELDS.items() if n in payload}
+    return cls(body["sender"], body["receiver"], body.get("round", 0), **values)

@@ -39,8 +39,8 @@ class Participant(mesa.Agent):
         self.strategy: dict[str, Any] = {}
 
     def observe(self) -> None:
-        """Read this participant's published figures for the day from its runtime host."""
-        rep = self.model.runtime.call(self.agent_id, "report")
+        """Read this participant's published figures for the day from its runtime host (the analyst channel)."""
+        rep = self.model.runtime.analyst.read(self.agent_id, "report")
         if self.role == "der_manager":
             self.profit = sum(v["profit"] for v in rep["settlement"].values())
             self.strategy = rep["strategy"]

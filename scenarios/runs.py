@@ -37,6 +37,23 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, seed: int | None = 0) 
         parser.add_argument("--seed", type=int, default=seed, help=f"random seed (default: {seed})")
 
 
+class _RayInsecure(argparse.Action):
+    """``--ray-insecure``: allow joining a Ray cluster without token authentication (for this process and the
+    sweep's workers: ``TDMARKET_RAY_INSECURE=1``, read by ``coordinator.runtime.ray.init_ray``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, True)
+        os.environ["TDMARKET_RAY_INSECURE"] = "1"
+
+
+def add_ray_insecure_argument(parser: argparse.ArgumentParser) -> None:
+    """``--ray-insecure``: without it, joining a cluster (``--ray-address``) with no token is refused."""
+    parser.add_argument("--ray-insecure", action=_RayInsecure, nargs=0, default=False,
+                        help="allow joining a Ray cluster without token authentication (default: refuse unless "
+                             "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token gives a token)")
+
+
 # ------------------------------------------------------------------ atomic writes
 
 #: the mode of every file in a run folder (before the umask): readable by all, written by the owner
@@ -47,6 +64,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def file_mode() -> int:
+    """The mode every run file gets: :data:`FILE_MODE` minus the umask (the audit log is made with it too)."""
+    return FILE_MODE & ~_umask()
 
 
 

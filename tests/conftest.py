@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A local Ray instance with 2 CPUs for the whole session (shut down at the end)."""
+    """A local Ray instance with 2 CPUs for the whole session (shut down at the end), bound to 127.0.0.1
+    (``coordinator.runtime.ray.init_ray``, as ``RayRuntime`` starts one)."""
     import ray
 
     # workers inherit the environment of the local instance: make the project (and the test
@@ -24,7 +25,9 @@ def ray_session():
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(ROOT) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *paths])
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    from coordinator.runtime.ray import init_ray
+
+    init_ray(None, num_cpus=2)  # a local instance bound to 127.0.0.1, no dashboard
     try:
         yield ray
     finally:

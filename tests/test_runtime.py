@@ -60,6 +60,7 @@ class Aggregator(Host):
     """Sends its schedule when asked (Status); lowers it along the cuts it receives."""
 
     role = "load_aggregator"
+    ANALYST_READS = ("report",)
 
     def __init__(self, agent_id: str, meter: str, demand, delay: float = 0.0, delay_rounds=()) -> None:
         super().__init__(agent_id, delay, delay_rounds)
@@ -98,6 +99,7 @@ class Operator(Host):
     """Checks the total against a private capacity; cuts the worst period or accepts."""
 
     role = "dso"
+    ANALYST_READS = ("report",)
 
     def __init__(self, agent_id: str, cap: float, delay: float = 0.0, delay_rounds=()) -> None:
         super().__init__(agent_id, delay, delay_rounds)
@@ -146,6 +148,7 @@ class Spoofer(Aggregator):
 
 class Failing(Host):
     role = "dso"
+    ANALYST_READS = ("report",)
 
     def __init__(self, agent_id: str, kind: str) -> None:
         super().__init__(agent_id)
@@ -162,6 +165,7 @@ class Failing(Host):
 
 class Sleeper(Host):
     role = "load_aggregator"
+    ANALYST_READS = ("slow_report",)
 
     def handle(self, messages):
         self._sleep()
@@ -205,7 +209,7 @@ def run_choreography(rt: Runtime, rounds: int = 12, hook=None) -> dict:
         assert rt.exchange(answers) == []
         if all(isinstance(m, Accept) for m in answers):
             break
-    reports = rt.call_many([(a, "report") for a in ("la1", "la2", "dso")])
+    reports = rt.analyst.read_many([(a, "report") for a in ("la1", "la2", "dso")])
     return {"reports": reports, "rounds": r}
 
 
@@ -254,7 +258,7 @@ def test_hosts_are_copies(kind):
         rt.add(la)
         rt.add(Operator("dso", CAP))
         rt.exchange(rt.send([Status(sender=COORDINATOR, receiver="la1", round=1)]))
-        assert rt.call("la1", "report")["deliveries"] == 1
+        assert rt.analyst.read("la1", "report")["deliveries"] == 1
     assert la.deliveries == 0  # the caller's object is never touched
 
 
@@ -291,8 +295,8 @@ def test_send_checks_the_policy():
         rt.send([Offer(sender=COORDINATOR, receiver="la1")])
     with pytest.raises(ValueError, match="not hosted"):
         rt.exchange([Status(sender=COORDINATOR, receiver="nobody")])
-    with pytest.raises(ValueError, match="cannot be called"):
-        rt.call("la1", "handle", [])
+    with pytest.raises(BoundaryViolation, match="field 'handle': not a declared read"):
+        rt.analyst.read("la1", "handle", [])
     with pytest.raises(ValueError, match="already hosted"):
         rt.add(Aggregator("la1", "m1", [1.0]))
 
@@ -323,10 +327,10 @@ def test_host_errors_keep_their_type_and_name_the_agent(kind):
         assert any("Injections" in n and "round 4" in n for n in ei.value.__notes__)
         with pytest.raises(SolveError, match="dso-solve: feasibility check ended with status 'infeasible' at "
                                              "iteration 4") as ei:
-            rt.exchange(rt.send(msgs[1:]))
+            rt.exchange(rt.send([Injections(sender="la1", receiver="dso-solve", round=4, p={"m1": [1.0]})]))
         assert ei.value.agent == "dso-solve" and ei.value.iteration == 4
         with pytest.raises(KeyError, match="dso-value"):
-            rt.call("dso-value", "report")
+            rt.analyst.read("dso-value", "report")
 
 
 @pytest.mark.ray
@@ -387,7 +391,7 @@ def test_ray_gives_up_after_max_restarts():
         rt.add(Sleeper("la1"))
         os.kill(rt.pid("la1"), signal.SIGKILL)
         with pytest.raises(HostCrashed, match="agent 'la1' \\(load_aggregator\\).*max_restarts=0"):
-            rt.exchange([Status(sender=COORDINATOR, receiver="la1")])
+            rt.exchange(rt.send([Status(sender=COORDINATOR, receiver="la1")]))
 
 
 @pytest.mark.ray
@@ -397,13 +401,13 @@ def test_ray_runs_hosts_in_parallel():
     with RayRuntime(Boundary(policy=TOY_POLICY)) as rt:
         rt.add(Sleeper("s1", delay=0.3))
         rt.add(Sleeper("s2", delay=0.3))
-        pids = rt.call_many([("s1", PID_METHOD), ("s2", PID_METHOD)])  # actors up
+        pids = [rt.pid("s1"), rt.pid("s2")]  # actors up
         assert len(set(pids)) == 2 and os.getpid() not in pids
         t = time.perf_counter()
         assert rt.exchange(rt.send([Status(sender=COORDINATOR, receiver=s, round=1) for s in ("s1", "s2")])) == []
         dt_exchange = time.perf_counter() - t
         t = time.perf_counter()
-        assert rt.call_many([("s1", "slow_report"), ("s2", "slow_report")]) == ["s1", "s2"]
+        assert rt.analyst.read_many([("s1", "slow_report"), ("s2", "slow_report")]) == ["s1", "s2"]
         dt_calls = time.perf_counter() - t
     assert dt_exchange < 0.5, dt_exchange
     assert dt_calls < 0.5, dt_calls

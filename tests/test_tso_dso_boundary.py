@@ -30,6 +30,9 @@ def audit(case, tmp_path_factory):
     proto.run()
     rt.shutdown()
     boundary.close()
+    from coordinator.audit import verify_log
+
+    assert verify_log(path).routed == len(boundary.records)  # every message re-checked from its line
     return read_audit_log(path)
 
 

@@ -49,11 +49,15 @@ def test_sweep_resume(tmp_path):
     files = sorted((out / "levels").glob("level_??.parquet"))
     assert [f.name for f in files] == ["level_00.parquet", "level_01.parquet"]
     assert (out / "welfare_vs_penetration.png").exists() and (out / "congestion_vs_penetration.png").exists()
-    import gzip
+    from coordinator.boundary import read_audit_log, read_audit_records
 
-    with gzip.open(out / "audit" / "level_01.jsonl.gz", "rt") as fh:
-        first = json.loads(fh.readline())
+    assert read_audit_records(out / "audit" / "level_01.jsonl.gz")[0]["rec"] == "header"
+    first = read_audit_log(out / "audit" / "level_01.jsonl.gz")[0]
     assert first["type"] == "Command" and first["sender"] == "coordinator"
+    # run.py audit verifies a sweep folder: one gzip log per level
+    audit = _run("audit", str(out), "--quiet", cwd=tmp_path)
+    assert audit.returncode == 0, audit.stderr
+    assert "level_00.jsonl.gz: verified" in audit.stdout and "audit: OK (2 log(s))" in audit.stdout
     before = (out / "levels" / "level_00.parquet").stat().st_mtime_ns
     (out / "levels" / "level_01.parquet").unlink()
     p = _run(*args, "--resume", cwd=tmp_path)

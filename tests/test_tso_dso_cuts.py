@@ -85,7 +85,7 @@ def test_pruning_the_dso_cuts_keeps_the_evaluation(case):
         cfg = TSODSOConfig(schemes=("cm",), oos=False, max_iterations=1, rt_cut_keep=keep, rt_cut_max_age=1)
         proto = TSODSOProtocol(rt, case, ws, cfg)
         res = proto.run_scheme("cm")
-        out[keep] = (res, rt.call(proto.roles.tso, "report")["rt_cuts_pruned"])
+        out[keep] = (res, rt.analyst.read(proto.roles.tso, "report")["rt_cuts_pruned"])
         rt.shutdown()
     (plain, n_plain), (pruned, n_pruned) = out[None], out[3]
     assert n_plain == 0 and n_pruned > 0

@@ -9,7 +9,7 @@ import pytest
 
 from coordinator.boundary import COORDINATOR, Boundary, BoundaryViolation
 from coordinator.messages import (Action, Command, IterationBounds, MasterBound, Message, RealTimeBounds,
-                                  ScenarioSet, Status)
+                                  ScenarioSet, Scheme, Status)
 from coordinator.runtime import LocalRuntime
 from coordinator.tso_dso.policy import DSO, TSO, TSO_DSO_POLICY
 from coordinator.tso_dso.protocol import TSODSOProtocol, inner_done, inner_tolerance
@@ -29,14 +29,15 @@ def ws(case):
 
 
 class TamperingRuntime(LocalRuntime):
-    """A runtime that edits the messages the agents send, after the boundary has logged them."""
+    """A runtime whose agents' replies are edited before the boundary routes them (as if the TSO had reported
+    other figures; an edit after routing is refused, see tests/test_boundary_adversarial.py)."""
 
     def __init__(self, edit) -> None:
         super().__init__(Boundary())
         self.edit = edit
 
-    def exchange(self, msgs):
-        return [self.edit(m) for m in super().exchange(msgs)]
+    def _deliver(self, batches, tickets):
+        return {rid: [self.edit(m) for m in replies] for rid, replies in super()._deliver(batches, tickets).items()}
 
 
 def _run(ws, case, edit=None, **cfg):
@@ -119,7 +120,7 @@ def test_policy_only_the_tso_reports_and_only_bounds():
     bd = Boundary(policy=TSO_DSO_POLICY)
     bd.register("TSO", TSO)
     bd.register("DSO1", DSO)
-    bd.route(MasterBound("TSO", COORDINATOR, lower=-1.0, objective=-1.0))
+    bd.route(MasterBound("TSO", COORDINATOR, scheme=Scheme.CM, lower=-1.0, objective=-1.0))
     bd.route(Command(COORDINATOR, "TSO", action=Action.MASTER))
     with pytest.raises(BoundaryViolation, match="not allowed"):
         bd.route(RealTimeBounds("DSO1", COORDINATOR, upper=[1.0], lower=[0.0]))

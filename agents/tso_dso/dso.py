@@ -250,7 +250,8 @@ class AreaDSO(Agent):
         return frozenset({self.pcc_id})
 
     def decision_ids(self) -> frozenset[str]:
-        return frozenset()
+        """Its decisions: the real-time re-dispatch of its area's resources."""
+        return frozenset(self.locations)
 
     # ------------------------------------------------------------------ inputs
     def set_offer(self, resource: Resource, wind: Mapping[str, np.ndarray] | None = None) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..boundary import Boundary
+from ..boundary import Boundary, BoundaryViolation, receipt_check
 from ..messages import Message
+from ..schema import Ticket
 from .base import PID_METHOD, Runtime
 from .errors import _annotate, _describe_batch
 
@@ -25,11 +26,17 @@ class LocalRuntime(Runtime):
         self._hosts[agent_id] = type(host).restore(blob)
         self._snapshots[agent_id] = blob
 
-    def _deliver(self, batches: dict[str, list[Message]]) -> dict[str, list[Message]]:
+    def _deliver(self, batches: dict[str, list[Message]], tickets: dict[str, list[Ticket]]
+                 ) -> dict[str, list[Message]]:
         out: dict[str, list[Message]] = {}
         first_error: BaseException | None = None
         for rid, batch in batches.items():
             host = self._hosts[rid]
+            try:
+                receipt_check(rid, batch, tickets[rid])
+            except BoundaryViolation as exc:
+                first_error = first_error or exc
+                continue
             try:
                 replies = list(host.handle(list(batch)) or [])
                 self._snapshots[rid] = host.snapshot()

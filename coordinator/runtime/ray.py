@@ -8,17 +8,18 @@ import logging
 import os
 import pickle
 import traceback
+from pathlib import Path
 from typing import Any
 
-from ..boundary import Boundary
+from ..boundary import Boundary, BoundaryViolation, receipt_check
 from ..messages import Message
+from ..schema import Ticket
 from .base import PID_METHOD, PROJECT_PACKAGES, Runtime, _project_root
 from .errors import HostCrashed, HostError, _annotate, _describe_batch, _label
 
-__all__ = ["RayRuntime", "init_ray", "ClusterUnreachable", "wait_for_address"]
+__all__ = ["RayRuntime", "init_ray", "ClusterUnreachable", "ClusterAuthRequired", "wait_for_address",
+           "token_source", "local_instance_options"]
 log = logging.getLogger(__name__)
-
-
 
 
 # --------------------------------------------------------------------------- Ray actor
@@ -82,10 +83,14 @@ class _HostActor:
         self._host, self._holder, self._replay = host, None, None
         return None
 
-    def deliver(self, batch: list[Message]) -> tuple[tuple, bytes | None]:
+    def deliver(self, batch: list[Message], tickets: list[Ticket]) -> tuple[tuple, bytes | None]:
         bad = self._ensure()
         if bad is not None:
             return bad, None
+        try:
+            receipt_check(self._id, batch, tickets)  # in the receiver's own process
+        except BoundaryViolation as exc:
+            return _pack_error(exc, "checking a delivery on receipt"), None
         try:
             replies = list(self._host.handle(list(batch)) or [])
         except Exception as exc:
@@ -175,15 +180,95 @@ def wait_for_address(address: str, timeout: float | None = None) -> None:
         time.sleep(1.0)
 
 
+class ClusterAuthRequired(ConnectionError):
+    """Joining a cluster without a token, and without ``--ray-insecure`` (exit status 1)."""
+
+
+#: set (to 1) by ``--ray-insecure``: joining a cluster without token authentication is allowed
+INSECURE_ENV = "TDMARKET_RAY_INSECURE"
+
+
+def token_source() -> str | None:
+    """Where Ray would read its authentication token from, or None: ``RAY_AUTH_TOKEN``, the file named by
+    ``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token`` (in Ray's order)."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return "RAY_AUTH_TOKEN"
+    named = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    candidates = [(Path(named).expanduser(), f"RAY_AUTH_TOKEN_PATH ({named})")] if named else []
+    candidates.append((Path.home() / ".ray" / "auth_token", "~/.ray/auth_token"))
+    for path, label in candidates[:1] if named else candidates:
+        try:
+            if path.is_file() and path.read_text(encoding="utf-8").strip():
+                return label
+        except OSError:
+            pass
+    return None
+
+
+def _insecure_allowed(insecure: bool | None) -> bool:
+    if insecure is not None:
+        return bool(insecure)
+    return os.environ.get(INSECURE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _join_auth(addr: str, insecure: bool | None) -> None:
+    """Token authentication for joining ``addr``: on, with a token; off only with ``--ray-insecure``."""
+    src = token_source()
+    mode = os.environ.get("RAY_AUTH_MODE", "").strip().lower()
+    if src is not None and mode != "disabled":
+        os.environ["RAY_AUTH_MODE"] = "token"
+        log.info("joining the Ray cluster at %s with token authentication (token from %s)", addr, src)
+        return
+    if not _insecure_allowed(insecure):
+        why = "RAY_AUTH_MODE=disabled" if mode == "disabled" else \
+            "no token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
+        raise ClusterAuthRequired(f"refusing to join the Ray cluster at {addr} without token authentication "
+                                  f"({why}); provide the cluster's token, or pass --ray-insecure to join "
+                                  f"without authentication")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    log.warning("joining the Ray cluster at %s WITHOUT token authentication (--ray-insecure)", addr)
+
+
+def local_instance_options() -> dict[str, Any]:
+    """``ray.init`` options of a local instance bound to the loopback interface (with :func:`_loopback`)."""
+    return {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
+
+
+class _loopback:
+    """While starting a local instance: Ray resolves "127.0.0.1" to the node's address, and its gRPC servers
+    listen on every interface unless the node's address is the loopback one. Ray does exactly that where
+    clusters are not supported (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``): every server of the instance
+    (GCS, raylet, object manager, workers, agents) then binds 127.0.0.1 only."""
+
+    def __enter__(self) -> None:
+        import ray._private.ray_constants as rc
+
+        self._rc, self._before = rc, rc.ENABLE_RAY_CLUSTER
+        self._env = os.environ.get(rc.ENABLE_RAY_CLUSTERS_ENV_VAR)
+        rc.ENABLE_RAY_CLUSTER = False
+        os.environ[rc.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # the instance's own processes
+
+    def __exit__(self, *exc: object) -> None:
+        self._rc.ENABLE_RAY_CLUSTER = self._before
+        if self._env is None:
+            os.environ.pop(self._rc.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[self._rc.ENABLE_RAY_CLUSTERS_ENV_VAR] = self._env
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime_env: Any = "auto",
-             **init_kwargs: Any) -> bool:
+             insecure: bool | None = None, **init_kwargs: Any) -> bool:
     """Start or join Ray so that actors can import the project; returns True if it started a session here.
 
     Does nothing (returns False) when Ray is already initialised in this process.
     ``address``: ``None`` (and no ``RAY_ADDRESS``) starts a local instance with ``num_cpus`` CPUs
-    (default: the machine's); ``"auto"`` or ``"HOST:PORT"`` joins a running cluster, shipping the
-    project packages as ``py_modules`` when running from a source checkout (``runtime_env="auto"``).
-    Token authentication is left as Ray sets it (on by default for a new local instance).
+    (default: the machine's), every server of it bound to 127.0.0.1; ``"auto"`` or
+    ``"HOST:PORT"`` joins a running cluster, shipping the project packages as ``py_modules``
+    when running from a source checkout (``runtime_env="auto"``). Joining uses token
+    authentication (``RAY_AUTH_MODE=token``) with the token Ray finds (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``); without one it is refused
+    (:class:`ClusterAuthRequired`) unless ``insecure`` (``--ray-insecure``, or
+    ``TDMARKET_RAY_INSECURE=1`` when ``insecure`` is None).
     """
     import ray
 
@@ -191,9 +276,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime
         return False
     addr = address or os.environ.get("RAY_ADDRESS") or "local"
     kwargs: dict[str, Any] = {"include_dashboard": False}
-    kwargs.update(init_kwargs)
     root = _project_root()
     if addr == "local":
+        kwargs.update(local_instance_options())
+        kwargs.update(init_kwargs)
         if num_cpus is not None:
             kwargs["num_cpus"] = int(num_cpus)
         # the workers of a local instance inherit this environment: make the project importable
@@ -202,24 +288,17 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime
             paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
             if str(root) not in paths:
                 os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
-    else:
-        if addr != "auto" and "://" not in addr:
-            wait_for_address(addr)
-        # Ray 2.60 turns token authentication on by itself only for a new local instance and for
-        # address "auto"; with an explicit HOST:PORT it stays off unless RAY_AUTH_MODE=token, and
-        # the connection to a cluster that has it on fails. Turn it on when a token is available
-        # (~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH) and nobody chose a mode.
-        try:
-            from ray._private.authentication.authentication_token_setup import (
-                maybe_enable_token_auth_if_token_available)
-
-            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-        except Exception:  # pragma: no cover - other Ray versions
-            pass
-        if runtime_env == "auto":
-            runtime_env = {"py_modules": [str(root / p) for p in PROJECT_PACKAGES]} if root is not None else None
-        if runtime_env is not None:
-            kwargs["runtime_env"] = runtime_env
+        with _loopback():
+            ray.init(address=addr, **kwargs)
+        return True
+    kwargs.update(init_kwargs)
+    _join_auth(addr, insecure)
+    if addr != "auto" and "://" not in addr:
+        wait_for_address(addr)
+    if runtime_env == "auto":
+        runtime_env = {"py_modules": [str(root / p) for p in PROJECT_PACKAGES]} if root is not None else None
+    if runtime_env is not None:
+        kwargs["runtime_env"] = runtime_env
     ray.init(address=addr, **kwargs)
     return True
 
@@ -230,8 +309,8 @@ class RayRuntime(Runtime):
     Parameters
     ----------
     address:
-        ``None`` (and no ``RAY_ADDRESS``): start a local Ray instance with the machine's CPUs;
-        ``"auto"`` or ``"HOST:PORT"``: join a running cluster. Ignored when Ray is already
+        ``None`` (and no ``RAY_ADDRESS``): start a local Ray instance with the machine's CPUs, bound
+        to 127.0.0.1; ``"auto"`` or ``"HOST:PORT"``: join a running cluster (token authentication). Ignored when Ray is already
         initialised in this process (the existing session is used and not shut down).
     num_cpus:
         CPUs of a local instance started here (ignored when joining a cluster).
@@ -249,6 +328,8 @@ class RayRuntime(Runtime):
         Every ``replay_limit`` deliveries a host's latest snapshot is copied into the driver, so
         that a host whose node is lost (with its in-store snapshot) is rebuilt by replaying at most
         that many deliveries.
+    insecure:
+        Joining a cluster without a token is refused unless True (``--ray-insecure``; see :func:`init_ray`).
     init_kwargs:
         Extra keyword arguments for ``ray.init`` (e.g. ``include_dashboard=True``).
     """
@@ -369,9 +450,10 @@ class RayRuntime(Runtime):
             todo = retry
         return results
 
-    def _deliver(self, batches: dict[str, list[Message]]) -> dict[str, list[Message]]:
+    def _deliver(self, batches: dict[str, list[Message]], tickets: dict[str, list[Ticket]]
+                 ) -> dict[str, list[Message]]:
         rids = list(batches)
-        results = self._run([(rid, "deliver", (batches[rid],)) for rid in rids])
+        results = self._run([(rid, "deliver", (batches[rid], tickets[rid])) for rid in rids])
         out: dict[str, list[Message]] = {}
         first_error: BaseException | None = None
         refresh = []

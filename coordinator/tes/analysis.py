@@ -110,10 +110,10 @@ def settlement_frame(rt: Runtime, roles: Roles, sol: LASolution) -> pd.DataFrame
     """Money and energy per participant: DER units, the LA, its customers, the main grid.
 
     Columns: role, participant, item (energy_kwh, revenue, cost, profit, surplus), value ($ or kWh).
-    Read from the participants' own published reports (``report`` of their hosts).
+    Read from the participants' own published reports (``report`` of their hosts, through the analyst channel).
     """
     rows: list[tuple[str, str, str, float]] = []
-    for d, rep in zip(roles.der_managers, rt.call_many([(d, "report") for d in roles.der_managers])):
+    for d, rep in zip(roles.der_managers, rt.analyst.read_many([(d, "report") for d in roles.der_managers])):
         for unit, v in rep["settlement"].items():
             rows += [("der_manager", f"{d}/{unit}", "energy_kwh", v["energy"]),
                      ("der_manager", f"{d}/{unit}", "revenue", v["revenue"]),
@@ -125,7 +125,7 @@ def settlement_frame(rt: Runtime, roles: Roles, sol: LASolution) -> pd.DataFrame
              ("load_aggregator", la, "profit", st["profit"])]
     rows += [("customer", c, "surplus", v) for c, v in st["customer_surplus"].items()]
     rows += [("customer", c, "energy_kwh", float(np.sum(p))) for c, p in sol.loads.items()]
-    mg = rt.call(roles.main_grid, "report")["settlement"]
+    mg = rt.analyst.read(roles.main_grid, "report")["settlement"]
     rows += [("main_grid", roles.main_grid, "energy_kwh", mg["energy"]),
              ("main_grid", roles.main_grid, "revenue", mg["revenue"])]
     return pd.DataFrame(rows, columns=["role", "participant", "item", "value"])

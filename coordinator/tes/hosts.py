@@ -39,7 +39,8 @@ class MainGridHost(Host):
                 out += [PriceSignal(self.id, d, self.round, product="lmp", prices={self.agent.unit_id: lmp})
                         for d in self.peers.get("der_manager", [])]
                 prices = {k: v[0] for k, v in self.agent.offers().items()}
-                qty = {k: v[1] for k, v in self.agent.offers().items()}
+                # an unlimited quantity (+inf) is sent as no quantity (Offer.quantity)
+                qty = {k: v[1] for k, v in self.agent.offers().items() if np.isfinite(v[1]).all()}
                 out += [Offer(self.id, la, self.round, product=Product.DAY_AHEAD, prices=prices, quantities=qty)
                         for la in self.peers.get("load_aggregator", [])]
         for m in _of(messages, Schedule):
@@ -97,7 +98,7 @@ class LoadAggregatorHost(Host):
                 raise ValueError(f"{self.id}: an offer of {what} from {m.sender}; the tes market buys day-ahead "
                                  "energy only")
             for k in m.prices:
-                self.offers[k] = (np.asarray(m.prices[k]), np.asarray(m.quantities[k]))
+                self.offers[k] = (np.asarray(m.prices[k]), m.quantity(k))
                 self.sellers[k] = m.sender
             new = True
         for m in _of(messages, FeasibilityCut):

@@ -1,14 +1,22 @@
 """The information policy of the ``tes`` protocol: which role may send which message type to which role.
 
-The coordinator drives the day with :class:`Command` messages (``OPEN``, ``CLOSE``, ``END_OF_DAY``).
+The coordinator drives the day with :class:`Command` messages (``OPEN`` to the main grid, ``CLOSE``
+to the load aggregator, ``END_OF_DAY`` to the DER managers). The schemas (shapes from the day's
+hours) are in :mod:`coordinator.tes.schema`; :func:`~coordinator.tes.schema.dims` gives a run's
+dimensions (``boundary.use(TES_POLICY, dims(case))``).
 """
 from __future__ import annotations
 
 from ..boundary import Policy
-from ..messages import Accept, Command, FeasibilityCut, Injections, Losses, Offer, PriceSignal, Schedule
+from ..messages import Accept, Action, Command, FeasibilityCut, Injections, Losses, Offer, PriceSignal, Schedule
+from .schema import schemas
 
 MAIN_GRID, DER_MANAGER, LOAD_AGGREGATOR, OPERATOR = "tes.main_grid", "tes.der_manager", "tes.load_aggregator", \
     "tes.operator"
+
+#: the steps each role takes on the coordinator's command
+COMMANDS = {MAIN_GRID: frozenset({Action.OPEN}), LOAD_AGGREGATOR: frozenset({Action.CLOSE}),
+            DER_MANAGER: frozenset({Action.END_OF_DAY})}
 
 TES_POLICY = Policy("tes", {
     (MAIN_GRID, DER_MANAGER): frozenset({PriceSignal}),
@@ -18,4 +26,4 @@ TES_POLICY = Policy("tes", {
     (LOAD_AGGREGATOR, MAIN_GRID): frozenset({Schedule}),
     (LOAD_AGGREGATOR, OPERATOR): frozenset({Injections}),
     (OPERATOR, LOAD_AGGREGATOR): frozenset({FeasibilityCut, Accept, Losses}),  # Losses: --network-check ac
-}, coordinator_types=frozenset({Command}))
+}, coordinator_types=frozenset({Command}), schemas=schemas(COMMANDS))

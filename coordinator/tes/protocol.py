@@ -19,7 +19,10 @@ One market day:
    seller its final schedule (a day that does not converge is not closed).
 
 The day stops without converging at the iteration limit, or when the LA sends no new
-schedule because every cut it was sent is one it already held (no progress).
+schedule because every cut it was sent is one it already held (no progress). These
+decisions are made from the messages alone (offers, injections, cuts, the acceptance); the
+LA's objective and solve time in the iteration log, the final solution and the settlement
+are the analyst's reads (``runtime.analyst``, recorded in the audit log).
 
 The iteration log: ``e_star`` is the operator's E*, the sum over hours and violated limits of
 the excess (squared voltage ``|V|^2 - v_max^2`` in pu^2, line flows and the import in pu of the
@@ -51,6 +54,7 @@ from ..messages import Accept, Action, Command, FeasibilityCut, Injections, Loss
 from ..runtime import Runtime
 from .analysis import Analyst, settlement_frame
 from .policy import TES_POLICY
+from .schema import dims
 from .setup import Roles, TESConfig, make_hosts, prepare_case
 
 __all__ = ["DayResult", "TESProtocol"]
@@ -93,7 +97,7 @@ class TESProtocol:
         self.case = prepare_case(case, config)
         self.config = config
         self.rt = runtime
-        runtime.boundary.use(TES_POLICY)
+        runtime.boundary.use(TES_POLICY, dims(self.case))
         self.roles = Roles.of(self.case)
         self.progress = progress or (lambda s: None)
         for h in (make_hosts(self.case, config) if hosts is None else hosts):
@@ -109,7 +113,7 @@ class TESProtocol:
         to_ders = [m for m in opened if m.receiver in r.der_managers]
         offers_msgs = [m for m in opened if isinstance(m, Offer)] + [
             m for m in self.rt.exchange(to_ders) if isinstance(m, Offer)]
-        offers = {k: (np.asarray(m.prices[k]), np.asarray(m.quantities[k])) for m in offers_msgs for k in m.prices}
+        offers = {k: (np.asarray(m.prices[k]), m.quantity(k)) for m in offers_msgs for k in m.prices}
         pending = offers_msgs
         converged, reason = False, ""
         self._cut_families: dict[int, set[str]] = {}
@@ -123,16 +127,18 @@ class TESProtocol:
                 reason = (f"no progress: the load aggregator already held every cut of iteration {it - 1} (its "
                           "schedule violates them within its own tolerance)")
                 break
-            sol = self.rt.call(r.load_aggregator, "report")["solution"]
+            # the analyst's read, for the iteration log only (objective, solve time)
+            sol = self.rt.analyst.read(r.load_aggregator, "report")["solution"]
             answers = self.rt.exchange(inj)
             last_round = max((m.round for m in answers), default=0)
             cuts = [m for m in answers if isinstance(m, FeasibilityCut)]
             losses = [m for m in answers if isinstance(m, Losses)]
+            accepted = any(isinstance(m, Accept) and m.sender == r.operator for m in answers)
             for c in cuts:
                 self._cut_families.setdefault(c.period, set()).update(c.families)
             e_star = float(sum(c.violation for c in cuts))  # over the hours with a cut (E*_t > tolerance)
             fams = sorted({f for c in cuts for f in c.families})
-            check = self.rt.call(r.operator, "report")["checks"][-1]  # the operator's published check record
+            check = self.rt.analyst.read(r.operator, "report")["checks"][-1]  # the analyst: for the log only
             covered = -sum(np.asarray(v, dtype=float) for v in inj[0].p.values())  # the losses the LA covers
             upd = max((float(np.max(np.abs(np.asarray(m.losses) - covered))) for m in losses), default=0.0)
             log.record(it, e_star=check["violation"], e_star_voltage_pu2=check["e_star_voltage_pu2"],
@@ -142,7 +148,7 @@ class TESProtocol:
             self.progress(f"day {day} iteration {it}: E* = {e_star:.3g} (sum of excess, pu^2/pu), {len(cuts)} "
                           "cut(s)" + (f" [{', '.join(fams)}]" if fams else "")
                           + (f", losses off by {upd:.3g} kW" if losses else ""))
-            if any(isinstance(m, Accept) for m in answers):  # the TESO accepted: E* <= tolerance in every hour
+            if accepted and not cuts:  # the TESO accepted: E* <= tolerance in every hour
                 converged, reason = True, f"accepted: E* = {e_star:.3g} <= {self.config.tolerance:g}"
                 break
             # here only the iteration limit can stop (E* > tolerance when there are cuts)
@@ -151,11 +157,13 @@ class TESProtocol:
                 break
             pending = [*cuts, *losses]
         n_it = int(log.last["iteration"])
-        if converged:  # close the day: the LA sends each seller its final schedule
-            schedules = self.rt.exchange(self.rt.send([Command(COORDINATOR, r.load_aggregator, last_round + 1,
-                                                               action=Action.CLOSE, iteration=n_it)]))
+        if converged:  # close the day: the LA gets the acceptance and sends each seller its final schedule
+            accepts = [m for m in answers if isinstance(m, Accept)]
+            schedules = self.rt.exchange(accepts + self.rt.send([Command(COORDINATOR, r.load_aggregator,
+                                                                         last_round + 1, action=Action.CLOSE,
+                                                                         iteration=n_it)]))
             self.rt.exchange(schedules)
-        final = self.rt.call(r.load_aggregator, "report")["solution"]
+        final = self.rt.analyst.read(r.load_aggregator, "report")["solution"]
         t_protocol = time.perf_counter() - t0
         # Benchmarks and analysis: the analyst's view (sees everything; no messages involved)
         tb = time.perf_counter()
@@ -173,7 +181,7 @@ class TESProtocol:
 
     def _operator_solves(self) -> int:
         """OpenDSS power flows the TES operator has run so far (from its published check records)."""
-        checks = self.rt.call(self.roles.operator, "report")["checks"]
+        checks = self.rt.analyst.read(self.roles.operator, "report")["checks"]
         return int(checks[-1]["opendss_solves"]) if checks else 0
 
     def _diagnose(self, exc: InfeasibleSetup, day: int) -> str:

@@ -22,7 +22,8 @@ Payload layouts (MW, $/MWh; keys are resource ids unless said otherwise)
   the set; ``product=DOWN``: ``prices[id] = [price_down]``, ``quantities[id] = [p_min,
   q_min]``. The operator registers a resource once it has both.
 - ``Schedule`` (TSO to a participant or a DSO): ``quantities[id] = [x]`` day-ahead
-  quantity, ``prices[id] = [lambda]`` day-ahead price (NaN for fc, which has none).
+  quantity, ``prices[id] = [lambda]`` day-ahead price (no ``prices`` for fc, which has none;
+  ``IterationBounds.price`` is None then).
 - ``Caps`` (TSO to a participant or a DSO): pre-qualification caps of capped resources.
 - ``Exchange`` (TSO to a DSO): ``values[pcc_id] = [p_1 .. p_S]`` the PCC exchange per
   scenario (into the feeder).
@@ -112,9 +113,9 @@ class ParticipantHost(Host):
                     out += [self._offer(self.operator, Product.UP, up), self._offer(self.operator, Product.DOWN, down)]
                 else:
                     raise _unexpected(self, m)
-            elif isinstance(m, Schedule):
-                price = next(iter(m.prices.values()), None) if m.prices else None
-                self.agent.deliver(dict(m.quantities), None if price is None else float(np.asarray(price)[0]))
+            elif isinstance(m, Schedule):  # no prices: no day-ahead price (fc)
+                price = float(np.asarray(next(iter(m.prices.values())))[0]) if m.prices else math.nan
+                self.agent.deliver(dict(m.quantities), price)
             elif isinstance(m, Caps):
                 self.agent.set_caps(dict(m.caps))
         return out
@@ -160,8 +161,10 @@ class AreaDSOHost(Host):
 
     agent: AreaDSO
 
-    def __init__(self, agent: AreaDSO, tso: str, *, neighbours: int = 0, warmup: int = 5) -> None:
+    def __init__(self, agent: AreaDSO, tso: str, *, neighbours: int = 0, warmup: int = 5,
+                 area: int | None = None) -> None:
         super().__init__(agent)
+        self.area = area
         self.tso = tso
         self.neighbours = int(neighbours)
         self.warmup = int(warmup)
@@ -190,8 +193,7 @@ class AreaDSOHost(Host):
                     self.agent.set_offer(res, {self.scenario_set: wind} if wind is not None else None)
             elif isinstance(m, Schedule):
                 self.agent.set_schedule(dict(m.quantities))
-                if m.prices:
-                    self.price = float(np.asarray(next(iter(m.prices.values())))[0])
+                self.price = float(np.asarray(next(iter(m.prices.values())))[0]) if m.prices else math.nan
             elif isinstance(m, Caps):
                 self.caps.update(dict(m.caps))
             elif isinstance(m, Exchange):
@@ -235,6 +237,7 @@ class TSOHost(Host):
     """The TSO: collects offers, takes the Benders steps it is commanded, talks to the DSOs, reports its bounds."""
 
     agent: TSO
+    ANALYST_READS = ("report", "evaluation", "market")
 
     def __init__(self, agent: TSO, participants: Mapping[str, str]) -> None:
         super().__init__(agent)
@@ -306,7 +309,7 @@ class TSOHost(Host):
             f = a.close_iteration()
             return [IterationBounds(self.id, COORDINATOR, self.round, scheme=m.scheme, iteration=m.iteration,
                                     lower=f.lower, upper=f.upper, da_cost=f.da_cost, expected_rt=f.expected_rt,
-                                    price=f.price)]
+                                    price=f.price if math.isfinite(f.price) else None)]
         if m.action is Action.CLOSE_EVALUATION:
             a.close_evaluation()
             return []
@@ -321,7 +324,7 @@ class TSOHost(Host):
         for d in self.dsos:
             sched = self.agent.area_schedule(d)
             out.append(Schedule(self.id, d, self.round, quantities={k: [v] for k, v in sched.items()},
-                                prices={k: [run.price] for k in sched}))
+                                prices={k: [run.price] for k in sched} if math.isfinite(run.price) else {}))
         return out
 
     def _final(self, scheme: str) -> list[Message]:
@@ -335,14 +338,14 @@ class TSOHost(Host):
         out: list[Message] = []
         for owner, idx in sorted(by_owner.items()):
             out.append(Schedule(self.id, owner, self.round, quantities={mk.ids[i]: [x[i]] for i in idx},
-                                prices={mk.ids[i]: [price] for i in idx}))
+                                prices={mk.ids[i]: [price] for i in idx} if math.isfinite(price) else {}))
             capped = [i for i in idx if mk.capped[i]]
             if capped and scheme != "fc":
                 out.append(Caps(self.id, owner, self.round, caps={mk.ids[i]: float(caps[i]) for i in capped}))
         for d in self.dsos:
             members = self.agent.area_members(d)
             out.append(Schedule(self.id, d, self.round, quantities={k: [x[mk.index[k]]] for k in members},
-                                prices={k: [price] for k in members}))
+                                prices={k: [price] for k in members} if math.isfinite(price) else {}))
             capped = [k for k in members if mk.capped[mk.index[k]]]
             if capped and scheme != "fc":
                 out.append(Caps(self.id, d, self.round, caps={k: float(caps[mk.index[k]]) for k in capped}))

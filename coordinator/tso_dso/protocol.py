@@ -42,8 +42,8 @@ Then ``EVALUATE(scheme, set)`` and the same inner loop (with the evaluation's to
 ``CLOSE_EVALUATION``, and ``FINAL(scheme)`` (final schedules and caps to the participants
 and the DSOs). Out of sample, the participants first send real-time offers with the
 out-of-sample wind (``SCENARIO_SET``/``OFFER_REAL_TIME`` for that set). The analyst reads
-the evaluations and diagnostics through ``Runtime.call`` after the fact; no decision
-depends on them.
+the evaluations and diagnostics through the analyst channel (``runtime.analyst``, recorded
+in the audit log) after the fact; no decision depends on them.
 
 Decisions (see also ``docs/tso_dso_reference.md``)
 --------------------------------------------------
@@ -85,6 +85,7 @@ from ..messages import (Action, Command, IterationBounds, MasterBound, Message, 
                         Scheme)
 from ..runtime import Runtime
 from .policy import TSO_DSO_POLICY
+from .schema import dims
 from .results import Evaluation, LevelResult, SchemeResult, congestion
 from .setup import IN_SAMPLE, OUT_OF_SAMPLE, TSODSOConfig, make_hosts
 
@@ -116,7 +117,7 @@ class TSODSOProtocol:
     def __init__(self, runtime: Runtime, case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig(), *,
                  progress: Callable[[str], None] | None = None) -> None:
         self.rt = runtime
-        runtime.boundary.use(TSO_DSO_POLICY)
+        runtime.boundary.use(TSO_DSO_POLICY, dims(wind))
         self.case = case
         self.wind = wind
         self.config = config
@@ -136,7 +137,7 @@ class TSODSOProtocol:
         reports: list[Message] = []
         while msgs:
             self._round = max([self._round, *(m.round for m in msgs)])
-            reports += [m for m in msgs if m.receiver == COORDINATOR]
+            reports += self.rt.collect([m for m in msgs if m.receiver == COORDINATOR])
             msgs = self.rt.exchange([m for m in msgs if m.receiver != COORDINATOR])
         return reports
 
@@ -215,13 +216,13 @@ class TSODSOProtocol:
             log.record(k, lower=ib.lower, upper=ib.upper, best_upper=best, gap=gap,
                        gap_iterate=abs(mb.objective - ib.upper) / max(1.0, abs(mb.objective)),
                        master_objective=mb.objective, da_cost=ib.da_cost, expected_rt=ib.expected_rt,
-                       price=ib.price, inner_rounds=rtb.inner_round, inner_gap=float(phi @ (rtb.upper - rtb.lower)))
+                       price=math.nan if ib.price is None else ib.price, inner_rounds=rtb.inner_round, inner_gap=float(phi @ (rtb.upper - rtb.lower)))
             self.progress(f"{scheme} iteration {k}: lower {ib.lower:.2f} upper {ib.upper:.2f} gap {gap:.2e} "
                           f"({rtb.inner_round} real-time rounds)")
             done, reason = rule.check(k, gap=gap)
         self._best_upper[scheme] = best
         t_benders = time.perf_counter() - t0
-        rep = self.rt.call(tso, "report")
+        rep = self.rt.analyst.read(tso, "report")
         inc = rep["incumbent"][scheme]
         frame = _with_diagnostics(log.to_frame(), [d for d in rep["iterations"] if d["scheme"] == scheme])
         res = SchemeResult(scheme=scheme, converged=bool(frame["gap"].iloc[-1] <= cfg.gap_tol), stop_reason=reason,
@@ -246,8 +247,8 @@ class TSODSOProtocol:
         self._real_time(scheme, sset, 0, tol, 0.0)
         self._command([tso], Action.CLOSE_EVALUATION, scheme=scheme, sset=sset)
         # the analyst's reads: the evaluation's figures and the DSOs' diagnostics
-        ev = self.rt.call(tso, "evaluation", scheme, sset)
-        reports = self.rt.call_many([(d, "report") for d in self.roles.dsos])
+        ev = self.rt.analyst.read(tso, "evaluation", scheme, sset)
+        reports = self.rt.analyst.read_many([(d, "report") for d in self.roles.dsos])
         gaps, diag = [], []
         for d, rep in zip(self.roles.dsos, reports):
             last = rep["last"][sset]

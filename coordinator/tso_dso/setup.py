@@ -150,7 +150,8 @@ def make_hosts(case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig()) -> 
         feeder = case.feeders[fid]
         nodes = {k: n for k, (g, n) in loc.items() if g == fid}
         agent = AreaDSO(d, feeder, nodes, roles.pcc_id[d], voll=voll, penalty=config.penalty_factor * voll)
-        hosts.append(AreaDSOHost(agent, roles.tso, neighbours=config.neighbours, warmup=config.warmup))
+        hosts.append(AreaDSOHost(agent, roles.tso, neighbours=config.neighbours, warmup=config.warmup,
+                                 area=roles.area_of_dso[d]))
     # TSO: the transmission grid, the bus of each transmission-connected resource, the PCC buses;
     # market registration: the kind and area of every resource
     t_nodes = {k: n for k, (g, n) in loc.items() if g == TRANSMISSION}

@@ -20,7 +20,7 @@ from coordinator.simulation import TESMarketModel
 from network.errors import CaseError
 
 from ..registry import load_case
-from ..runs import RunFolder, atomic_write
+from ..runs import RunFolder, add_ray_insecure_argument, atomic_write
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run agents in-process (local) or as Ray actors (ray)")
     p.add_argument("--ray-address", default=None,
                    help="join a Ray cluster (auto or HOST:PORT; default: $RAY_ADDRESS or a new local instance)")
+    add_ray_insecure_argument(p)
     p.add_argument("--pricing", choices=("personalized", "uniform"), default="personalized")
     p.add_argument("--relaxation", choices=("exact", "mccormick"), default="exact",
                    help="exact bilevel (certified global optimum) or the McCormick relaxation of appendix B")

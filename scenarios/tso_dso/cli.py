@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable
 
 from ..registry import load_case
-from ..runs import RunFolder
+from ..runs import RunFolder, add_ray_insecure_argument
 from .plots import plot_bounds, plot_caps
 from .tables import benchmarks, level_tables, summary_table, wind_table
 from .wind import WindModel, WindScenarios
@@ -41,6 +41,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="run agents in-process (local) or as Ray actors (ray)")
     p.add_argument("--ray-address", default=None,
                    help="join a Ray cluster (auto or HOST:PORT; default: $RAY_ADDRESS or a new local instance)")
+    add_ray_insecure_argument(p)
     p.add_argument("--gap", type=float, default=1e-3, help="Benders relative gap tolerance (default: 1e-3)")
     p.add_argument("--max-iterations", type=int, default=100, help="Benders iteration limit (default: 100)")
     p.add_argument("--share-cuts", action="store_true",

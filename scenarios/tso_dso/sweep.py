@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..registry import load_case
-from ..runs import RunFolder
+from ..runs import RunFolder, file_mode
 from .cli import SWEEP_NAME, _common, _config, _console, _make_runtime, run_level
 from .plots import plot_sweep_caps, plot_sweep_congestion, plot_sweep_welfare
 from .tables import level_tables, summary_table
@@ -44,6 +44,7 @@ def _gzip(path: Path) -> Path:
     tmp = out.with_name("." + out.name + ".tmp")
     with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
         shutil.copyfileobj(src, dst)
+    os.chmod(tmp, file_mode())  # the run folder's one permission policy
     os.replace(tmp, out)
     path.unlink()
     return out
