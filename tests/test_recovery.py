@@ -28,13 +28,13 @@ class CrashingRuntime(LocalRuntime):
         super().__init__(Boundary())
         self.victim, self.at, self.seen, self.restarts = victim, set(at), 0, 0
 
-    def _deliver(self, batches):
+    def _deliver(self, batches, *rest):
         if self.victim in batches:
             self.seen += 1
             if self.seen in self.at:
                 self.restart(self.victim)
                 self.restarts += 1
-        return super()._deliver(batches)
+        return super()._deliver(batches, *rest)
 
 
 # --------------------------------------------------------------------------- tes
