@@ -75,6 +75,8 @@ def find_logs(target: Path) -> list[Path]:
     if not target.is_dir():
         return []
     found = [target / n for n in ("audit.jsonl", "audit.jsonl.gz") if (target / n).is_file()]
+    # the segments of a resumed multi-day run (tes-day --resume): one log each
+    found += sorted(p for p in target.glob("audit.resume-*.jsonl*") if p.is_file())
     sub = target / "audit"
     if sub.is_dir():
         found += sorted(p for p in sub.iterdir() if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")))

@@ -63,3 +63,16 @@ def test_resume_refuses_other_options_or_nothing(tmp_path, capsys):
     assert "has finished its 1 day(s) already" in capsys.readouterr().err
     assert cli.main([*ARGS, "--days", "2", "--out", str(tmp_path / "empty"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_every_segment_of_a_resumed_run_is_audited(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*ARGS, "--days", "1", "--out", str(out)]) == 0
+    assert cli.main([*ARGS, "--days", "2", "--out", str(out), "--resume"]) == 0
+    capsys.readouterr()
+    assert cli.main(["audit", str(out), "--quiet"]) == 0
+    assert "audit: OK (2 log(s))" in capsys.readouterr().out
+    seg = out / "audit.resume-001.jsonl"
+    lines = seg.read_text().splitlines()
+    seg.write_text("\n".join(lines[:3] + lines[4:]) + "\n")  # a line deleted from the second segment
+    assert cli.main(["audit", str(out), "--quiet"]) == 1
