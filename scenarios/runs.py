@@ -54,6 +54,15 @@ def add_ray_insecure_argument(parser: argparse.ArgumentParser) -> None:
                              "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token gives a token)")
 
 
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--runtime local|ray``, ``--ray-address`` and ``--ray-insecure``: where a scenario's agents run."""
+    parser.add_argument("--runtime", choices=("local", "ray"), default="local",
+                        help="run agents in-process (local) or as Ray actors (ray)")
+    parser.add_argument("--ray-address", default=None,
+                        help="join a Ray cluster (auto or HOST:PORT; default: $RAY_ADDRESS or a new local instance)")
+    add_ray_insecure_argument(parser)
+
+
 # ------------------------------------------------------------------ atomic writes
 
 #: the mode of every file in a run folder (before the umask): readable by all, written by the owner

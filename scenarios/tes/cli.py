@@ -20,16 +20,12 @@ from coordinator.simulation import TESMarketModel
 from network.errors import CaseError
 
 from ..registry import load_case
-from ..runs import RunFolder, add_ray_insecure_argument, atomic_write
+from ..runs import RunFolder, add_runtime_arguments, atomic_write
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--case", default="tes_feeder", help="built-in case name or case folder (default: tes_feeder)")
-    p.add_argument("--runtime", choices=("local", "ray"), default="local",
-                   help="run agents in-process (local) or as Ray actors (ray)")
-    p.add_argument("--ray-address", default=None,
-                   help="join a Ray cluster (auto or HOST:PORT; default: $RAY_ADDRESS or a new local instance)")
-    add_ray_insecure_argument(p)
+    add_runtime_arguments(p)
     p.add_argument("--pricing", choices=("personalized", "uniform"), default="personalized")
     p.add_argument("--relaxation", choices=("exact", "mccormick"), default="exact",
                    help="exact bilevel (certified global optimum) or the McCormick relaxation of appendix B")

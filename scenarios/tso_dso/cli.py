@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable
 
 from ..registry import load_case
-from ..runs import RunFolder, add_ray_insecure_argument
+from ..runs import RunFolder, add_runtime_arguments
 from .plots import plot_bounds, plot_caps
 from .tables import benchmarks, level_tables, summary_table, wind_table
 from .wind import WindModel, WindScenarios
@@ -37,11 +37,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenarios", type=int, default=20, help="in-sample wind scenarios (default: 20)")
     p.add_argument("--oos", type=int, default=300, help="out-of-sample wind scenarios (default: 300; 0: none)")
     p.add_argument("--schemes", default="pcc,cm,fc", help="comma-separated schemes among pcc, cm, fc")
-    p.add_argument("--runtime", choices=("local", "ray"), default="local",
-                   help="run agents in-process (local) or as Ray actors (ray)")
-    p.add_argument("--ray-address", default=None,
-                   help="join a Ray cluster (auto or HOST:PORT; default: $RAY_ADDRESS or a new local instance)")
-    add_ray_insecure_argument(p)
+    add_runtime_arguments(p)
     p.add_argument("--gap", type=float, default=1e-3, help="Benders relative gap tolerance (default: 1e-3)")
     p.add_argument("--max-iterations", type=int, default=100, help="Benders iteration limit (default: 100)")
     p.add_argument("--share-cuts", action="store_true",
