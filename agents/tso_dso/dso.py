@@ -43,7 +43,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from network.distflow import BranchFlow, branch_flow_socp, node_map, relaxation_gap
+from network.distflow import BranchFlow, branch_flow_socp, node_map
 from network.model import Feeder
 
 from ..base import Agent, SolveError
@@ -51,12 +51,30 @@ from ..market_blocks import Redispatch, redispatch
 from ..solve import solve_conic
 from .participants import Resource, ResourceSet
 
-__all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "DEFAULT_PENALTY_FACTOR", "COST_SCALE"]
+__all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "DEFAULT_PENALTY_FACTOR", "COST_SCALE", "line_gaps"]
 
 DEFAULT_PENALTY_FACTOR = 10.0  # slack penalty = factor * VOLL
 #: objectives are given to the conic solver in k$ (costs reach 1e5-1e8 $ with VOLL and the slack
 #: penalty; in $ Clarabel often stops "inaccurate" at degenerate points such as a PCC line at its rating)
 COST_SCALE = 1e-3
+
+
+def line_gaps(bf: BranchFlow, S: int) -> tuple[np.ndarray, np.ndarray]:
+    """The SOCP relaxation gap ``l v_from - P^2 - Q^2`` per line and scenario ``(n_line, S)``: absolute (MW^2 on the
+    1 MVA base) and relative to the line's rating squared ``s_max^2`` (lines without a rating: to ``max(P^2 + Q^2,
+    1)``). Relative to the rating, an idle line's gap does not explode (relative to its own ``P^2 + Q^2`` a gap of
+    5e-5 MW^2 on a line carrying almost nothing reads as 0.26)."""
+    if bf.l.value is None:
+        raise ValueError("the branch-flow problem has not been solved")
+    L = len(bf.line_ids)
+    P = np.asarray(bf.P.value, dtype=float).reshape(L, S)
+    Q = np.asarray(bf.Q.value, dtype=float).reshape(L, S)
+    ell = np.asarray(bf.l.value, dtype=float).reshape(L, S)
+    s2 = P ** 2 + Q ** 2
+    gap = ell * bf.v_from().reshape(L, S) - s2
+    smax = np.array([ln.s_max for ln in bf.feeder.lines], dtype=float)[:, None]
+    scale = np.where(np.isfinite(smax), smax ** 2, np.maximum(s2, 1.0))
+    return gap, gap / scale
 
 
 @dataclass
@@ -160,7 +178,7 @@ class AreaResult:
     p_head: np.ndarray  # the power that entered the feeder
     slack: np.ndarray  # |p_head - p|
     relaxation_gap: np.ndarray  # max over lines of l v - P^2 - Q^2 (MW^2)
-    relaxation_gap_rel: np.ndarray
+    relaxation_gap_rel: np.ndarray  # max over lines of the same / s_max^2 (see line_gaps)
     v_min: np.ndarray  # lowest voltage (pu) per scenario
     v_max: np.ndarray
     losses: np.ndarray  # MW
@@ -173,6 +191,7 @@ class AreaResult:
     inaccurate: bool = False
     dispatch: np.ndarray | None = None  # (n, S) real-time quantities
     requested_value: np.ndarray | None = None  # the cost at the requested exchanges (see AreaDSO.evaluate)
+    solution: dict[str, Any] | None = None  # the whole solution (keep_dispatch; see AreaDSO._solution)
     wall: np.ndarray | None = None  # (S,) +1/-1: the request was at or beyond +/- the PCC rating, else 0
     rating: float = math.inf
     penalty: float = 0.0
@@ -321,7 +340,7 @@ class AreaDSO(Agent):
         return cache[S]
 
     def evaluate(self, p: np.ndarray, scenario_set: str = "in_sample", *, iteration: int | None = None,
-                 keep_dispatch: bool = False) -> AreaResult:
+                 keep_dispatch: bool = False, context: Any = None) -> AreaResult:
         """Solve the area's real-time problem for the exchanges ``p`` (one per scenario).
 
         Exchanges at or beyond the PCC line's rating ``R`` are evaluated just inside it,
@@ -334,6 +353,10 @@ class AreaDSO(Agent):
         If the conic solver still fails, the exchanges are moved towards 0 by a tiny
         step (1e-6 of the rating, then x10, x100) and evaluated there; every such
         event is counted in ``n_shifted``.
+
+        ``context`` (default: the scenario set) keys the solver weights carried from one
+        evaluation to the next (see :meth:`_evaluate`); the host passes its scheme and set, so
+        that one scheme's evaluations never depend on another's.
         """
         p = np.asarray(p, dtype=float).reshape(-1)
         R = self.pcc_rating()
@@ -345,7 +368,7 @@ class AreaDSO(Agent):
         for shift in (0.0, step, 10 * step, 100 * step):
             q = q0 - shift * np.sign(q0)
             try:
-                res = self._evaluate(q, scenario_set, iteration, keep_dispatch)
+                res = self._evaluate(q, scenario_set, iteration, keep_dispatch, context)
             except SolveError as exc:
                 last = exc
                 continue
@@ -360,7 +383,7 @@ class AreaDSO(Agent):
         raise last
 
     def _evaluate(self, p: np.ndarray, scenario_set: str, iteration: int | None,
-                  keep_dispatch: bool) -> AreaResult:
+                  keep_dispatch: bool, context: Any = None) -> AreaResult:
         S = p.size
         pr = self._problem(S)
         rs = self.resource_set
@@ -371,7 +394,8 @@ class AreaDSO(Agent):
                 raise ValueError(f"{self.id}: {S} exchanges but {w.shape[1]} '{scenario_set}' wind scenarios")
             pr["wind"].value = np.maximum(w, 0.0)
         pr["p"].value = p
-        last = self.__dict__.setdefault("_scale", {}).get((scenario_set, S))
+        key = (scenario_set if context is None else context, S)
+        last = self.__dict__.setdefault("_scale", {}).get(key)
         w = np.ones(S) if last is None else 1e3 / np.maximum(1e3, np.abs(last))
         t0 = time.perf_counter()
         prob: cp.Problem = pr["prob"]
@@ -395,7 +419,7 @@ class AreaDSO(Agent):
         scale = COST_SCALE * w
         beta = np.asarray(pr["pcc"].dual_value, dtype=float).reshape(-1) / scale
         g = np.asarray(m.fix.dual_value, dtype=float).reshape(len(rs), S) / scale
-        gap = relaxation_gap(m.bf, floor=1e-6)
+        gap_abs, gap_rel = line_gaps(m.bf, S)
         v = np.sqrt(np.maximum(np.asarray(m.bf.v.value).reshape(-1, S), 0.0))
         losses = np.asarray(m.bf.losses().value).reshape(-1)
         shed = (np.asarray(m.shed_p.value).sum(axis=0) if m.shed_p is not None else np.zeros(S))
@@ -405,13 +429,48 @@ class AreaDSO(Agent):
             nu = -np.asarray(m.y_max.dual_value, dtype=float).reshape(len(rs), S)[w_idx] / scale
         else:
             wind_used = nu = np.zeros((0, S))
-        self._scale[(scenario_set, S)] = cost.copy()
+        self._scale[key] = cost.copy()
         return AreaResult(cost=cost, rt_cost=rt_cost, beta=beta, g=g, p=p,
                           p_head=np.asarray(m.p_head.value).reshape(-1), slack=sp_ + sm,
-                          relaxation_gap=gap.absolute_by_column, relaxation_gap_rel=gap.relative_by_column,
+                          relaxation_gap=gap_abs.max(axis=0), relaxation_gap_rel=gap_rel.max(axis=0),
                           v_min=v.min(axis=0), v_max=v.max(axis=0), losses=losses, shed=shed, solve_time=dt,
                           wind=wind_used, nu=nu, inaccurate=not accurate,
-                          dispatch=np.asarray(m.y.value).reshape(len(rs), S) if keep_dispatch else None)
+                          dispatch=np.asarray(m.y.value).reshape(len(rs), S) if keep_dispatch else None,
+                          solution=self._solution(pr, m, S, v, gap_abs, gap_rel, sp_ + sm) if keep_dispatch else None)
+
+    def _solution(self, pr: dict[str, Any], m: AreaRT, S: int, v: np.ndarray, gap_abs: np.ndarray,
+                  gap_rel: np.ndarray, slack: np.ndarray) -> dict[str, Any]:
+        """The whole real-time solution of an evaluation (MW, Mvar, pu), for the run folder's tables."""
+        rs = self.resource_set
+        f = self.feeder
+        n = len(rs)
+        val = lambda e, rows: np.asarray(e.value, dtype=float).reshape(rows, S)  # noqa: E731
+        avail = np.full((n, S), np.nan)
+        w_idx = np.flatnonzero(rs.is_wind)
+        if w_idx.size:
+            avail[w_idx] = np.asarray(pr["wind"].value, dtype=float)
+        nodes = f.node_order
+        shed_p = np.zeros((f.n_nodes, S))
+        if m.shed_p is not None:
+            shed_p[m.shed_nodes] = val(m.shed_p, len(m.shed_nodes))
+        shed_q = np.zeros((f.n_nodes, S))
+        if m.shed_q is not None:
+            head = f.node_index[f.head]
+            shed_q[[i for i in range(f.n_nodes) if i != head]] = val(m.shed_q, f.n_nodes - 1)
+        bf = m.bf
+        L = f.n_lines
+        P, Q, ell = val(bf.P, L), val(bf.Q, L), val(bf.l, L)
+        return {"feeder": f.id, "resources": list(rs.ids), "kinds": [str(k) for k in rs.kind],
+                "nodes": [self.locations[k] for k in rs.ids], "x": self.x_vector(),
+                "p": val(m.y, n), "q": val(m.q, n), "up": val(m.block.up, n), "down": val(m.block.dn, n),
+                "available": avail, "cost_up": rs.cost_up.copy(), "cost_down": rs.cost_down.copy(),
+                "node_ids": list(nodes), "v": v, "shed_p": shed_p, "shed_q": shed_q,
+                "line_ids": list(bf.line_ids), "from": [ln.from_node for ln in f.lines],
+                "to": [ln.to_node for ln in f.lines], "r": bf.r.copy(), "x_line": bf.x.copy(),
+                "s_max": np.array([ln.s_max for ln in f.lines], dtype=float), "P": P, "Q": Q, "l": ell,
+                "gap_abs": gap_abs, "gap_rel": gap_rel, "p_head": np.asarray(bf.p_head.value, dtype=float).reshape(-1),
+                "q_head": np.asarray(bf.q_head.value, dtype=float).reshape(-1), "slack": slack.copy(),
+                "voll": self.voll}
 
     def pcc_rating(self) -> float:
         """The rating (MW) of the PCC line (the feeder's line out of its head)."""

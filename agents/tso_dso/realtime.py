@@ -99,6 +99,11 @@ class RTMasterResult:
     flows: np.ndarray  # (n_line, S)
     shed: np.ndarray  # (S,)
     solve_time: float
+    dispatch: np.ndarray | None = None  # (n_T, S) real-time quantities of the transmission-connected resources
+    shed_bus: np.ndarray | None = None  # (len(shed_rows), S) active shedding at the buses with demand
+    shed_rows: np.ndarray | None = None  # bus indices of shed_bus (grid order)
+    up: np.ndarray | None = None  # (n_T, S) upward regulation (MW; a demand's is a reduction)
+    down: np.ndarray | None = None  # (n_T, S) downward regulation (MW)
 
 
 @dataclass
@@ -138,6 +143,7 @@ class RTMaster:
         self.scenario_set: str | None = None
         self.S: int | None = None
         self.capacity = 0
+        self.version = 0  # cuts added so far (over every set): a master's bound is current at one version
         self._lp: _RTLP | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -180,7 +186,14 @@ class RTMaster:
 
     def add_cut(self, dso: str, s: int, constant: float, beta: float, g: np.ndarray) -> bool:
         """``theta_dso,s >= constant + beta p + g . x_e``; returns False if the pool holds it already."""
-        return self.pools[dso].add(s, float(constant), np.concatenate([[float(beta)], np.asarray(g, dtype=float)]))
+        new = self.pools[dso].add(s, float(constant), np.concatenate([[float(beta)], np.asarray(g, dtype=float)]))
+        self.version += int(new)
+        return new
+
+    @property
+    def n_cuts(self) -> int:
+        """Cuts held for the selected set, over every DSO."""
+        return sum(len(p) for p in self.pools.values())
 
     def _problem(self, build: Callable[[int], _RTLP]) -> _RTLP:
         K_need = max(p.count() for p in self.pools.values())
@@ -251,9 +264,14 @@ class RTMaster:
             nu = np.asarray(lp.cuts[e].dual_value, dtype=float).reshape(lp.K, S)
             self.pools[d].mark(nu)
             contribs.append(np.einsum("ks,ksn->ns", nu, Gks[e]))
-        shed = (np.asarray(model.shed.value).sum(axis=0) if model.shed is not None else np.zeros(S))
+        shed_bus = (np.asarray(model.shed.value, dtype=float).reshape(-1, S) if model.shed is not None
+                    else np.zeros((0, S)))
         res = RTMasterResult(p=np.asarray(lp.p.value, dtype=float).reshape(-1, S), lower=tcost + theta.sum(axis=0),
                              trans_cost=tcost, theta=theta, mu=np.zeros((0, S)),
-                             flows=np.asarray(model.dc.flow.value, dtype=float).reshape(-1, S), shed=shed,
-                             solve_time=dt)
+                             flows=np.asarray(model.dc.flow.value, dtype=float).reshape(-1, S),
+                             shed=shed_bus.sum(axis=0), solve_time=dt,
+                             dispatch=np.asarray(model.y.value, dtype=float).reshape(len(rs), S), shed_bus=shed_bus,
+                             shed_rows=np.asarray(model.block.shed_rows, dtype=int),
+                             up=np.asarray(model.block.up.value, dtype=float).reshape(len(rs), S),
+                             down=np.asarray(model.block.dn.value, dtype=float).reshape(len(rs), S))
         return res, fixd, contribs

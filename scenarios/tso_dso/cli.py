@@ -41,10 +41,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="run agents in-process (local) or as Ray actors (ray)")
     p.add_argument("--ray-address", default=None,
                    help="join a Ray cluster (auto or HOST:PORT; default: $RAY_ADDRESS or a new local instance)")
-    p.add_argument("--gap", type=float, default=1e-3, help="Benders relative gap tolerance (default: 1e-3)")
+    p.add_argument("--gap", type=float, default=5e-5,
+                   help="Benders gap tolerance, relative to the welfare scale W (the day-ahead welfare of the "
+                        "unconstrained market clearing; default: 5e-5)")
     p.add_argument("--max-iterations", type=int, default=100, help="Benders iteration limit (default: 100)")
     p.add_argument("--share-cuts", action="store_true",
-                   help="the real-time cost cuts found by one scheme seed the next schemes' masters")
+                   help="one pool of DSO cuts for all schemes: faster, but a scheme's figures then depend on the "
+                        "schemes run before it (default: each scheme its own cuts)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
