@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
 import cvxpy as cp
@@ -48,12 +48,17 @@ from network.model import Feeder
 
 from ..base import Agent, SolveError
 from ..market_blocks import Redispatch, redispatch
-from ..solve import solve_conic
+from ..solve import CONIC_RETRIES, Attempt, solve
 from .participants import Resource, ResourceSet
 
 __all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "DEFAULT_PENALTY_FACTOR", "COST_SCALE", "line_gaps"]
 
 DEFAULT_PENALTY_FACTOR = 10.0  # slack penalty = factor * VOLL
+#: the most scenarios one conic solve takes (see AreaDSO._evaluate)
+BLOCK = 40
+#: Clarabel settings tried in turn (``agents.solve.CONIC_RETRIES`` with equilibration off first: on the area
+#: problems it stops "inaccurate" about 4 times less often, measured on the case)
+CONIC_ORDER = (CONIC_RETRIES[1], CONIC_RETRIES[0], *CONIC_RETRIES[2:])
 #: objectives are given to the conic solver in k$ (costs reach 1e5-1e8 $ with VOLL and the slack
 #: penalty; in $ Clarabel often stops "inaccurate" at degenerate points such as a PCC line at its rating)
 COST_SCALE = 1e-3
@@ -221,19 +226,20 @@ class AreaResult:
         return coef, const
 
     def cut(self, s: int, ids: Sequence[str], x: np.ndarray, pcc_id: str, *, source: int | None = None,
-            wind: np.ndarray | None = None) -> tuple[dict[str, float], float]:
+            wind: np.ndarray | None = None, move: bool = False) -> tuple[dict[str, float], float]:
         """Coefficients (PCC id and resource ids) and constant of a cut for scenario ``s``.
 
         ``source`` (default ``s``): the scenario whose solution gives the cut. A cut of
         another scenario is moved to scenario ``s`` with the wind sensitivity,
         ``+ nu . (W_s - W_source)``: the cost is jointly convex in the schedule, the
-        exchange and the available wind, so the moved cut is valid for ``s``.
+        exchange and the available wind, so the moved cut is valid for ``s``. ``move``:
+        always move (the source is a column of another batch, ``wind`` the target's wind).
         """
         j = s if source is None else source
         coef = {pcc_id: float(self.beta[j])}
         coef.update({k: float(self.g[i, j]) for i, k in enumerate(ids)})
         const = float(self.cost[j] - self.beta[j] * self.p[j] - self.g[:, j] @ x)
-        if j != s and self.nu.size:
+        if (move or j != s) and self.nu.size:
             w_s = self.wind[:, s] if wind is None else wind
             const += float(self.nu[:, j] @ (w_s - self.wind[:, j]))
         return coef, const
@@ -340,7 +346,7 @@ class AreaDSO(Agent):
         return cache[S]
 
     def evaluate(self, p: np.ndarray, scenario_set: str = "in_sample", *, iteration: int | None = None,
-                 keep_dispatch: bool = False, context: Any = None) -> AreaResult:
+                 keep_dispatch: bool = False, context: Any = None, wind: np.ndarray | None = None) -> AreaResult:
         """Solve the area's real-time problem for the exchanges ``p`` (one per scenario).
 
         Exchanges at or beyond the PCC line's rating ``R`` are evaluated just inside it,
@@ -356,7 +362,8 @@ class AreaDSO(Agent):
 
         ``context`` (default: the scenario set) keys the solver weights carried from one
         evaluation to the next (see :meth:`_evaluate`); the host passes its scheme and set, so
-        that one scheme's evaluations never depend on another's.
+        that one scheme's evaluations never depend on another's. ``wind`` ``(n_wind, len(p))``: the
+        available wind of each column (default: the scenarios of ``scenario_set``).
         """
         p = np.asarray(p, dtype=float).reshape(-1)
         R = self.pcc_rating()
@@ -368,7 +375,7 @@ class AreaDSO(Agent):
         for shift in (0.0, step, 10 * step, 100 * step):
             q = q0 - shift * np.sign(q0)
             try:
-                res = self._evaluate(q, scenario_set, iteration, keep_dispatch, context)
+                res = self._evaluate(q, scenario_set, iteration, keep_dispatch, context, wind)
             except SolveError as exc:
                 last = exc
                 continue
@@ -383,18 +390,44 @@ class AreaDSO(Agent):
         raise last
 
     def _evaluate(self, p: np.ndarray, scenario_set: str, iteration: int | None,
-                  keep_dispatch: bool, context: Any = None) -> AreaResult:
+                  keep_dispatch: bool, context: Any = None, wind: np.ndarray | None = None) -> AreaResult:
+        """The area's problem for the exchanges ``p``, in blocks of at most :data:`BLOCK` scenarios.
+
+        The scenarios are independent; Clarabel solves a few hundred of them in one problem
+        only "inaccurately" (and then again with other settings), while blocks of a few dozen
+        solve to full accuracy in about the same time per scenario. The last block is padded
+        with copies of its last scenario (one problem size for all blocks).
+        """
+        S = p.size
+        W = None
+        if self.resource_set.wind_ids:
+            W = self.wind_matrix(scenario_set) if wind is None else np.asarray(wind, dtype=float).reshape(-1, S)
+            if W.shape[1] != S:
+                raise ValueError(f"{self.id}: {S} exchanges but {W.shape[1]} '{scenario_set}' wind scenarios")
+        n_blocks = -(-S // BLOCK)
+        size = -(-S // n_blocks)
+        if n_blocks == 1:
+            return self._evaluate_block(p, W, scenario_set, iteration, keep_dispatch, (context, S, 0))
+        parts = []
+        for b in range(n_blocks):
+            idx = np.arange(b * size, min((b + 1) * size, S))
+            pad = np.concatenate([idx, np.full(size - idx.size, idx[-1])])
+            r = self._evaluate_block(p[pad], None if W is None else W[:, pad], scenario_set, iteration,
+                                     keep_dispatch, (context, S, b))
+            parts.append((r, idx.size))
+        return _merge([_cut_columns(r, n) for r, n in parts])
+
+    def _evaluate_block(self, p: np.ndarray, W: np.ndarray | None, scenario_set: str, iteration: int | None,
+                        keep_dispatch: bool, part: tuple[Any, int, int]) -> AreaResult:
         S = p.size
         pr = self._problem(S)
         rs = self.resource_set
         pr["x"].value = self.x_vector()
         if pr["wind"] is not None:
-            w = self.wind_matrix(scenario_set)
-            if w.shape[1] != S:
-                raise ValueError(f"{self.id}: {S} exchanges but {w.shape[1]} '{scenario_set}' wind scenarios")
-            pr["wind"].value = np.maximum(w, 0.0)
+            pr["wind"].value = np.maximum(W, 0.0)
         pr["p"].value = p
-        key = (scenario_set if context is None else context, S)
+        context, S_all, b = part
+        key = (scenario_set if context is None else context, S_all, b)
         last = self.__dict__.setdefault("_scale", {}).get(key)
         w = np.ones(S) if last is None else 1e3 / np.maximum(1e3, np.abs(last))
         t0 = time.perf_counter()
@@ -402,8 +435,8 @@ class AreaDSO(Agent):
         m: AreaRT = pr["model"]
         for _ in range(2):  # a second pass if the weights were far from the costs' sizes
             pr["w"].value = w
-            accurate = solve_conic(prob, self.id, "area real-time SOCP", iteration, solver=self.solver,
-                                   options=self.solver_options)
+            accurate = solve(prob, [Attempt(self.solver, {**self.solver_options, **extra}) for extra in CONIC_ORDER],
+                             self.id, "area real-time SOCP", iteration=iteration).accurate
             self.n_solves += 1
             sp_, sm = np.asarray(pr["s_plus"].value), np.asarray(pr["s_minus"].value)
             rt_cost = np.asarray(m.cost.value, dtype=float).reshape(-1)
@@ -483,6 +516,32 @@ class AreaDSO(Agent):
         R = self.pcc_rating()
         return np.linspace(-0.9 * R, 0.9 * R, n)
 
+    def warmup_cuts(self, n: int, scenario_set: str, S: int, *, iteration: int | None = None,
+                    context: Any = None) -> list[tuple[int, dict[str, float], float, float]]:
+        """Its first cuts on a scenario set (its own choice of points): one solve of ``n`` columns, the exchanges
+        :meth:`warmup_exchanges` at the set's mean wind, each cut moved to every scenario of the set with the wind
+        sensitivity (``AreaResult.cut``; exact copies in an area without wind). ``value`` is NaN (no exchange was
+        asked: the caller sends the value of its evaluation at the asked exchanges)."""
+        q = self.warmup_exchanges(n)
+        W = self.wind_matrix(scenario_set)
+        if W.size and W.shape[1] != S:
+            raise ValueError(f"{self.id}: {S} scenarios but {W.shape[1]} '{scenario_set}' wind scenarios")
+        wbar = np.repeat(W.mean(axis=1, keepdims=True), q.size, axis=1) if W.size else None
+        r = self.evaluate(q, scenario_set, iteration=iteration, context=context, wind=wbar)
+        rs, x = self.resource_set, self.x_vector()
+        out = []
+        for s in range(S):
+            for j in range(q.size):
+                coef, const = r.cut(s, rs.ids, x, self.pcc_id, source=j, wind=W[:, s] if W.size else None,
+                                    move=True)
+                out.append((s, coef, const, math.nan))
+                if r.wall is not None and r.wall[j] != 0:
+                    coef, const = r.wall_cut(j, rs.ids, x, self.pcc_id)
+                    if W.size:
+                        const += float(r.nu[:, j] @ (W[:, s] - r.wind[:, j]))
+                    out.append((s, coef, const, math.nan))
+        return out
+
     def cuts(self, result: AreaResult, *, neighbours: int = 0) -> list[tuple[int, dict[str, float], float, float]]:
         """Optimality cuts ``(scenario, coefficients, constant, value)``; ``value`` is the scenario's cost.
 
@@ -511,3 +570,40 @@ class AreaDSO(Agent):
                 coef, const = result.wall_cut(s, rs.ids, x, self.pcc_id)
                 out.append((s, coef, const, float(value[s])))
         return out
+
+
+def _cut_columns(r: AreaResult, n: int) -> AreaResult:
+    """The first ``n`` scenarios of a block's result (drops the padding)."""
+    S = r.cost.size
+    if n == S:
+        return r
+
+    def cut(v: Any) -> Any:
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[-1] == S:
+            return v[..., :n]
+        return v
+
+    out = AreaResult(**{f.name: cut(getattr(r, f.name)) for f in fields(AreaResult)})
+    if r.solution is not None:
+        out.solution = {k: cut(v) for k, v in r.solution.items()}
+    return out
+
+
+def _merge(parts: Sequence[AreaResult]) -> AreaResult:
+    """One result from the results of consecutive blocks of scenarios."""
+    first = parts[0]
+    S = [r.cost.size for r in parts]
+
+    def join(vals: list[Any]) -> Any:
+        v0 = vals[0]
+        if isinstance(v0, np.ndarray) and v0.ndim >= 1 and v0.shape[-1] == S[0]:
+            return np.concatenate(vals, axis=-1)
+        return v0
+
+    kw = {f.name: join([getattr(r, f.name) for r in parts]) for f in fields(AreaResult)}
+    kw["solve_time"] = float(sum(r.solve_time for r in parts))
+    kw["inaccurate"] = any(r.inaccurate for r in parts)
+    out = AreaResult(**kw)
+    if first.solution is not None:
+        out.solution = {k: join([r.solution[k] for r in parts]) for k in first.solution}  # type: ignore[index]
+    return out

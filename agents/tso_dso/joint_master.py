@@ -259,8 +259,10 @@ class JointMaster:
         lp.lo.value, lp.hi.value = reg.lo[j], reg.hi[j]
         if lp.wind is not None:
             lp.wind.value = wind
+        used = []
         for e, pool in enumerate(pools):
-            C, G = _padded(pool, K, S, self.theta_min[e])  # (K, S), (K, S, 1 + n_e)
+            C, G, n = _padded(pool, K, S, self.theta_min[e])  # (K, S), (K, S, 1 + n_e)
+            used.append(n)
             lp.C[e].value = C.T.reshape(-1)
             lp.B[e].value = G[:, :, 0].T.reshape(-1)
             if lp.G[e] is not None:
@@ -272,7 +274,7 @@ class JointMaster:
         self.n_lps += 1
         for e, pool in enumerate(pools):  # activity of the cuts (for the pools' pruning)
             nu = np.asarray(lp.cuts[e].dual_value, dtype=float).reshape(S, K).T
-            pool.mark(nu)
+            pool.mark(np.where(np.arange(K)[:, None] < used[e][None, :], nu, 0.0))  # the floor slots are no cuts
         m = self.market
         x = np.clip(np.asarray(lp.x.value, dtype=float), reg.lo[j], reg.hi[j])
         x = np.where(np.abs(x) < 1e-9, 0.0, x)
@@ -314,15 +316,17 @@ class JointMaster:
         return {float(p): float(b) for p, b in zip(self.regions.price, self.search.bound)}
 
 
-def _padded(pool: CutPool, K: int, S: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """``CutPool.padded`` where a scenario without a cut holds ``theta >= floor`` (its lower bound)."""
+def _padded(pool: CutPool, K: int, S: int, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cuts of ``pool`` in ``K`` slots per scenario ``(C (K, S), G (K, S, n_vars), n (S,))``; slots beyond a
+    scenario's ``n[s]`` cuts hold ``theta >= floor`` (its lower bound: a bound for the LP's presolve, where a
+    repeated cut would be a duplicate row)."""
     C = np.full((K, S), float(floor))
     G = np.zeros((K, S, pool.n_vars))
+    n = np.zeros(S, dtype=int)
     for s in range(S):
         c, g = pool.rows(s)
         if c.size > K:
             raise ValueError(f"scenario {s} holds {c.size} cuts, more than the {K} slots")
-        if c.size:
-            j = np.where(np.arange(K) < c.size, np.arange(K), 0)
-            C[:, s], G[:, s] = c[j], g[j]
-    return C, G
+        n[s] = c.size
+        C[:c.size, s], G[:c.size, s] = c, g
+    return C, G, n

@@ -316,7 +316,8 @@ class TSO(Agent):
             bound = np.array([self.pcc_bound(b) for b in buses])
             return rtm.build(self.grid, rs, self.locations, buses, bound, K, voll=self.voll)
 
-        r, fixd, contribs = rtm.solve(rs, x_T, wind, x_e, build, iteration=iteration)
+        floors = [self.rt_lower_bounds.get(d, -1e9) for d in self.areas]
+        r, fixd, contribs = rtm.solve(rs, x_T, wind, x_e, build, iteration=iteration, floors=floors)
         self.n_lp_solves += 1
         self.lp_time += r.solve_time
         mu = np.zeros((mk.n, r.p.shape[1]))
@@ -407,7 +408,7 @@ class TSO(Agent):
                                     mu=np.zeros((0, run.S)), flows=m.flows, shed=m.shed, solve_time=0.0)
             p = m.p
         elif run.rt is None and not self.rt_master.has_cuts():
-            p = np.tile(self.initial_exchange(run.x)[:, None], (1, run.S))
+            p = self._first_exchanges(run)
         else:
             t0 = time.perf_counter()
             run.rt = self.rt_solve(run.x, iteration=run.iteration)
@@ -416,6 +417,19 @@ class TSO(Agent):
         run.rounds += 1
         run.seen[:] = False
         return p
+
+    def _first_exchanges(self, run: RealTimeRun) -> np.ndarray:
+        """``(E, S)`` the exchanges of the warm-up round of a set: in an evaluation of a scheme evaluated in sample
+        before, each scenario takes the final exchanges of the in-sample scenario with the nearest transmission wind
+        (its own data); else each area's day-ahead net demand (:meth:`initial_exchange`)."""
+        ins = self.evaluations.get(f"{run.scheme}:in_sample")
+        w = self.trans_wind(run.scenario_set)
+        w_in = self.trans_wind("in_sample")
+        if run.mode == EVALUATE and ins is not None and w is not None and w_in is not None and \
+                np.allclose(ins["x"], run.x):
+            d2 = ((w[:, :, None] - w_in[:, None, :]) ** 2).sum(axis=0)  # (S, S_in)
+            return np.asarray(ins["p"])[:, np.argmin(d2, axis=1)]
+        return np.tile(self.initial_exchange(run.x)[:, None], (1, run.S))
 
     def add_dso_cut(self, dso: str, s: int, coefficients: Mapping[str, float], constant: float, value: float) -> None:
         """A DSO's answer for scenario ``s``: a cut for the real-time master and its cost ``value`` ($) there."""

@@ -208,12 +208,11 @@ class AreaDSOHost(Host):
         sset = self.scenario_set
         ctx = (self.scheme, sset)
         cuts: list[tuple[int, dict[str, float], float, float]] = []
+        res = a.evaluate(p, sset, iteration=self.round, context=ctx, keep_dispatch=True)
         if ctx not in self.warm and self.warmup > 0:  # its own first look at the set: cuts at a few exchanges
             self.warm.add(ctx)
-            for q in a.warmup_exchanges(self.warmup):
-                r = a.evaluate(np.full(p.size, q), sset, iteration=self.round, context=ctx)
-                cuts += a.cuts(r)
-        res = a.evaluate(p, sset, iteration=self.round, context=ctx, keep_dispatch=True)
+            warm = a.warmup_cuts(self.warmup, sset, p.size, iteration=self.round, context=(*ctx, "warm-up"))
+            cuts += [(s, coef, const, float(res.value[s])) for s, coef, const, _ in warm]
         cuts += a.cuts(res, neighbours=self.neighbours)
         self.evaluations += 1
         self.last[sset] = _summary(res)

@@ -63,8 +63,10 @@ Decisions (see also ``docs/tso_dso_reference.md``)
   extensive form is at most the final gap (plus the evaluation's ``1e-6``), so ``5e-5 W``
   keeps it below ``1e-4`` of the objective on the case (tests/test_tso_dso_accuracy.py). The
   gap on the current iterate (the paper's) is logged too.
-- Inner stopping rule: in an evaluation, every scenario's relative gap ``(U_s - L_s) /
-  max(1, |U_s|)`` is at most ``inner_tol`` (``oos_tol`` out of sample); within Benders one
+- Inner stopping rule: in an evaluation, every scenario's gap ``(U_s - L_s) / max(|U_s|, W)``
+  is at most ``inner_tol`` (``oos_tol`` out of sample), ``W`` the scheme's welfare scale (a
+  scenario whose cost is near zero is not held to a relative tolerance of its own size:
+  ``1e-6 W`` is a few cents); within Benders one
   round per iteration (at the master's exchanges: its cuts go to the master, ``U_s`` gives
   the iterate's upper bound), or, with a finite ``inexact``, rounds until ``sum_s phi_s
   (U_s - L_s)`` is at most ``inexact`` times the outer gap (measured: more rounds cost more
@@ -108,12 +110,13 @@ __all__ = ["TSODSOProtocol", "inner_done", "inner_tolerance", "welfare_scale", "
 M = TypeVar("M", bound=Message)
 
 
-def inner_done(b: RealTimeBounds, tol: float, tol_abs: float) -> bool:
-    """The inner stopping rule on a round's bounds: every scenario solved to ``tol`` (relative), or the expected
-    gap ``sum_s phi_s (U_s - L_s)`` ($, equiprobable scenarios) at most ``tol_abs``."""
+def inner_done(b: RealTimeBounds, tol: float, tol_abs: float, scale: float = 1.0) -> bool:
+    """The inner stopping rule on a round's bounds: every scenario solved to ``tol`` relative to ``max(|U_s|,
+    scale)`` (``scale``: the welfare scale ``W``), or the expected gap ``sum_s phi_s (U_s - L_s)`` ($, equiprobable
+    scenarios) at most ``tol_abs``."""
     U, L = b.upper, b.lower
     phi = np.full(U.size, 1.0 / U.size)
-    rel = (U - L) / np.maximum(1.0, np.abs(U))
+    rel = (U - L) / np.maximum(max(1.0, float(scale)), np.abs(U))
     return bool(rel.max() <= tol or phi @ (U - L) <= tol_abs)
 
 
@@ -155,6 +158,7 @@ class TSODSOProtocol:
             self.rt.add(h)
         self._open = False
         self._sets: set[str] = set()
+        self._scales: dict[str, float] = {}  # per scheme: the welfare scale W of its stopping rules ($)
         self._round = 0
 
     # ---------------------------------------------------------------- messages
@@ -211,10 +215,11 @@ class TSODSOProtocol:
 
     def _real_time(self, scheme: str, sset: str, iteration: int, tol: float, tol_abs: float) -> RealTimeBounds:
         """The inner loop: TSO <-> DSO rounds until :func:`inner_done` holds (or ``inner_max_rounds``)."""
+        scale = self._scales.get(scheme, 1.0)
         while True:
             b = self._report(self._command([self.roles.tso], Action.REAL_TIME_ROUND, scheme=scheme, sset=sset,
                                            iteration=iteration), RealTimeBounds)
-            if b.bounded and (inner_done(b, tol, tol_abs) or b.inner_round >= self.config.inner_max_rounds):
+            if b.bounded and (inner_done(b, tol, tol_abs, scale) or b.inner_round >= self.config.inner_max_rounds):
                 return b
 
     def _context(self, scheme: str, sset: str) -> None:
@@ -244,7 +249,7 @@ class TSODSOProtocol:
             ib = self._report(self._command([tso], Action.CLOSE_ITERATION, scheme=scheme, sset=IN_SAMPLE,
                                             iteration=k), IterationBounds)
             if k == 1:
-                scale = welfare_scale(ib.da_cost)
+                scale = self._scales[scheme] = welfare_scale(ib.da_cost)
             if ib.upper < best:
                 best = ib.upper
             lower = max(lower, ib.lower)
