@@ -1,19 +1,30 @@
 """Benchmark of the tso-dso protocol (run by hand).
 
-    python3 bench/bench_tso_dso.py pcc   [--factor 0.6] [--scenarios 20] [--runtimes local,ray] [--cpus 2]
-    python3 bench/bench_tso_dso.py sweep [--levels 20] [--scenarios 20] [--oos 300] [--workers 2]
-                                         [--runtime local|ray] [--out DIR]
+    python3 bench/bench_tso_dso.py pcc    [--factor 0.6] [--scenarios 20] [--runtimes local,ray] [--cpus 2]
+    python3 bench/bench_tso_dso.py levels [--levels 20] [--only 0,3] [--scenarios 20] [--schemes pcc,cm,fc]
+                                          [--inexact X] [--out table.csv]
+    python3 bench/bench_tso_dso.py share  [--factor 0.6] [--scenarios 20] [--oos 0]
+    python3 bench/bench_tso_dso.py sweep  [--levels 20] [--scenarios 20] [--oos 300] [--workers 2]
+                                          [--runtime local|ray] [--out DIR]
 
 ``pcc``: the pcc scheme at one wind level with 20 in-sample scenarios, on the
 LocalRuntime and on a RayRuntime with ``--cpus`` CPUs; reports Benders iterations
-(target <= 40), wall time (target <= 60 s; runtime start-up reported separately),
+(target <= 25), wall time (target <= 10 s; runtime start-up reported separately),
 solver time of the masters, of the TSO's real-time LPs and of the DSOs' SOCPs, the
 number of TSO<->DSO rounds, and the accuracy of the decomposed real-time costs
 against the joint SOCP on the first 5 scenarios.
 
+``levels``: each scheme alone at each wind level of the sweep (no out-of-sample):
+iterations, Benders wall time (and with the final in-sample evaluation, and CPU
+time), the masters' time and LPs, the TSO<->DSO rounds (pcc targets: <= 25
+iterations and <= 10 s at every level).
+
+``share``: one level with the schemes together (each its own DSO cuts, the default),
+with ``--share-cuts``, and each scheme alone.
+
 ``sweep``: the full sweep (``--levels`` wind levels x pcc, cm, fc x ``--oos``
 out-of-sample scenarios) through ``scenarios.tso_dso.run_sweep``, with
-``--workers`` levels at a time; reports the wall time (target <= 30 min on 2
+``--workers`` levels at a time; reports the wall time (target <= 10 min on 2
 cores) and the per-level times.
 """
 from __future__ import annotations
@@ -78,9 +89,9 @@ def bench_pcc(args: argparse.Namespace) -> None:
         rel = np.abs(res.in_sample.rt_cost[:5] - j["cost"]) / np.maximum(1, np.abs(j["cost"]))
         rows[-1]["joint_rel_diff"] = float(rel.max())
     for r in rows:
-        print(f"\n[{r['runtime']}] iterations {r['iterations']} (target <= 40), gap {r['gap']:.2e}, "
+        print(f"\n[{r['runtime']}] iterations {r['iterations']} (target <= 25), gap {r['gap']:.2e}, "
               f"converged {r['converged']}")
-        print(f"  Benders wall time {r['benders_s']:.1f} s (target <= 60 s); + final in-sample evaluation "
+        print(f"  Benders wall time {r['benders_s']:.1f} s (target <= 10 s); + final in-sample evaluation "
               f"{r['with_final_eval_s'] - r['benders_s']:.1f} s; set-up (offers) {r['setup_s']:.1f} s; "
               f"runtime start {r['runtime_start_s']:.1f} s")
         print(f"  solver time: masters {r['master_s']:.1f} s, TSO real-time LPs {r['rt_lp_s']:.1f} s "
@@ -138,6 +149,33 @@ def bench_levels(args: argparse.Namespace) -> None:
         print(f"written {args.out}")
 
 
+def bench_share(args: argparse.Namespace) -> None:
+    """The schemes of one level run together with their own DSO cuts (the default) and with --share-cuts; and each
+    scheme alone: iterations, Benders time, bounds, in-sample and out-of-sample welfare."""
+    import pandas as pd
+
+    case = load_case("tso24_dso5")
+    ws = WindModel.from_case(case).scenarios(args.factor, args.scenarios, args.oos, seed=args.seed)
+    schemes = ("pcc", "cm", "fc")
+    rows = []
+    runs = [("together", schemes, False), ("shared cuts", schemes, True)]
+    runs += [("alone", (s,), False) for s in schemes]
+    for label, which, share in runs:
+        rt = LocalRuntime(Boundary())
+        try:
+            lvl = TSODSOProtocol(rt, case, ws, TSODSOConfig(schemes=which, share_cuts=share,
+                                                            oos=args.oos > 0)).run_level()
+        finally:
+            rt.shutdown()
+        for s, r in lvl.schemes.items():
+            rows.append({"run": label, "scheme": s, "iterations": r.n_iterations, "benders_s": round(r.time_s, 2),
+                         "upper": r.upper, "lower": r.lower, "in_sw": float(r.in_sample.welfare.mean()),
+                         "oos_sw": float(r.out_of_sample.welfare.mean()) if r.out_of_sample else float("nan")})
+    df = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    print(df.to_string(index=False))
+
+
 def bench_sweep(args: argparse.Namespace) -> None:
     from scenarios.tso_dso.sweep import run_sweep
 
@@ -154,7 +192,7 @@ def bench_sweep(args: argparse.Namespace) -> None:
     w = pd.read_parquet(Path(out) / "welfare.parquet")
     per_level = w.groupby("level")["wall_s"].first()
     print(f"\nsweep: {args.levels} levels x 3 schemes x {args.oos} out-of-sample scenarios on {args.workers} "
-          f"worker(s), {args.runtime} runtime: wall time {wall:.0f} s = {wall / 60:.1f} min (target <= 30 min); "
+          f"worker(s), {args.runtime} runtime: wall time {wall:.0f} s = {wall / 60:.1f} min (target <= 10 min); "
           f"status {status}")
     print(f"  per level: mean {per_level.mean():.0f} s, max {per_level.max():.0f} s; iterations: "
           + ", ".join(f"{s} {g['iterations'].mean():.1f} (max {g['iterations'].max()})"
@@ -179,6 +217,11 @@ def main() -> None:
     c.add_argument("--inexact", type=float, default=None)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", default=None, help="CSV file for the table")
+    d = sub.add_parser("share")
+    d.add_argument("--factor", type=float, default=0.6)
+    d.add_argument("--scenarios", type=int, default=20)
+    d.add_argument("--oos", type=int, default=0)
+    d.add_argument("--seed", type=int, default=0)
     b = sub.add_parser("sweep")
     b.add_argument("--levels", type=int, default=20)
     b.add_argument("--scenarios", type=int, default=20)
@@ -189,7 +232,7 @@ def main() -> None:
     b.add_argument("--resume", action="store_true")
     b.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    {"pcc": bench_pcc, "levels": bench_levels, "sweep": bench_sweep}[args.what](args)
+    {"pcc": bench_pcc, "levels": bench_levels, "share": bench_share, "sweep": bench_sweep}[args.what](args)
 
 
 if __name__ == "__main__":

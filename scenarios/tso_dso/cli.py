@@ -7,9 +7,11 @@ wind factors in ``linspace(0.05, 1.5, levels)`` (common random numbers), in para
 over levels, one result file per level (``--resume`` skips finished levels).
 
 Run folder: ``manifest.json``, Parquet tables (iterations, welfare, scenarios,
-dispatch, relaxation, exchanges, messages), the audit log(s) and PNG plots (Benders
-bounds per iteration, DSO caps against P max; for the sweep: expected welfare and
-congestion against wind penetration).
+dispatch, relaxation, exchanges, congestion, messages, and the real-time dispatch
+``rt_resources``, ``rt_shedding``, ``rt_voltages``, ``rt_feeder_lines``, ``rt_pcc``,
+``rt_transmission``: see the README), the audit log(s) and PNG plots (Benders bounds
+per iteration, DSO caps against P max; for the sweep: expected welfare and congestion
+against wind penetration).
 """
 from __future__ import annotations
 
