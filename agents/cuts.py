@@ -86,6 +86,37 @@ class CutPool:
         self.added = 0
         self.pruned = 0
 
+    # ------------------------------------------------------------------ state
+    def __getstate__(self) -> dict[str, Any]:
+        """A vector pool is pickled as a few arrays per index (agents snapshot their pools often; thousands of
+        small ``Cut`` objects made that slow); a keyed pool as it is."""
+        state = dict(self.__dict__)
+        if self.keyed:
+            return state
+        packed = {}
+        for i, cuts in self._cuts.items():
+            G = np.vstack(self._g[i]) if cuts else np.zeros((0, self.n_vars))
+            packed[i] = (np.array([c.constant for c in cuts], dtype=float), G,
+                         np.array([c.iteration for c in cuts], dtype=int), [dict(c.info) for c in cuts],
+                         np.array(self._active[i], dtype=int))
+        for k in ("_cuts", "_g", "_active"):
+            del state[k]
+        state["_order"] = np.array(self._order, dtype=int).reshape(-1, 2)
+        state["_packed"] = packed
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        packed = state.pop("_packed", None)
+        self.__dict__.update(state)
+        if packed is None:
+            return
+        self._cuts, self._g, self._active = {}, {}, {}
+        for i, (c, G, it, info, act) in packed.items():
+            self._g[i] = [g.copy() for g in G]
+            self._cuts[i] = [Cut(i, float(c[r]), G[r].copy(), int(it[r]), info[r]) for r in range(c.size)]
+            self._active[i] = [int(a) for a in act]
+        self._order = [(int(i), int(k)) for i, k in np.asarray(self._order).reshape(-1, 2)]
+
     # ------------------------------------------------------------------ adding
     def _vector(self, coefficients: Mapping[str, float] | np.ndarray) -> np.ndarray:
         if not self.keyed:

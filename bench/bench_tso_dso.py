@@ -1,19 +1,30 @@
 """Benchmark of the tso-dso protocol (run by hand).
 
-    python3 bench/bench_tso_dso.py pcc   [--factor 0.6] [--scenarios 20] [--runtimes local,ray] [--cpus 2]
-    python3 bench/bench_tso_dso.py sweep [--levels 20] [--scenarios 20] [--oos 300] [--workers 2]
-                                         [--runtime local|ray] [--out DIR]
+    python3 bench/bench_tso_dso.py pcc    [--factor 0.6] [--scenarios 20] [--runtimes local,ray] [--cpus 2]
+    python3 bench/bench_tso_dso.py levels [--levels 20] [--only 0,3] [--scenarios 20] [--schemes pcc,cm,fc]
+                                          [--inexact X] [--out table.csv]
+    python3 bench/bench_tso_dso.py share  [--factor 0.6] [--scenarios 20] [--oos 0]
+    python3 bench/bench_tso_dso.py sweep  [--levels 20] [--scenarios 20] [--oos 300] [--workers 2]
+                                          [--runtime local|ray] [--out DIR]
 
 ``pcc``: the pcc scheme at one wind level with 20 in-sample scenarios, on the
 LocalRuntime and on a RayRuntime with ``--cpus`` CPUs; reports Benders iterations
-(target <= 40), wall time (target <= 60 s; runtime start-up reported separately),
+(target <= 25), wall time (target <= 10 s; runtime start-up reported separately),
 solver time of the masters, of the TSO's real-time LPs and of the DSOs' SOCPs, the
 number of TSO<->DSO rounds, and the accuracy of the decomposed real-time costs
 against the joint SOCP on the first 5 scenarios.
 
+``levels``: each scheme alone at each wind level of the sweep (no out-of-sample):
+iterations, Benders wall time (and with the final in-sample evaluation, and CPU
+time), the masters' time and LPs, the TSO<->DSO rounds (pcc targets: <= 25
+iterations and <= 10 s at every level).
+
+``share``: one level with the schemes together (each its own DSO cuts, the default),
+with ``--share-cuts``, and each scheme alone.
+
 ``sweep``: the full sweep (``--levels`` wind levels x pcc, cm, fc x ``--oos``
 out-of-sample scenarios) through ``scenarios.tso_dso.run_sweep``, with
-``--workers`` levels at a time; reports the wall time (target <= 30 min on 2
+``--workers`` levels at a time; reports the wall time (target <= 10 min on 2
 cores) and the per-level times.
 """
 from __future__ import annotations
@@ -78,9 +89,9 @@ def bench_pcc(args: argparse.Namespace) -> None:
         rel = np.abs(res.in_sample.rt_cost[:5] - j["cost"]) / np.maximum(1, np.abs(j["cost"]))
         rows[-1]["joint_rel_diff"] = float(rel.max())
     for r in rows:
-        print(f"\n[{r['runtime']}] iterations {r['iterations']} (target <= 40), gap {r['gap']:.2e}, "
+        print(f"\n[{r['runtime']}] iterations {r['iterations']} (target <= 25), gap {r['gap']:.2e}, "
               f"converged {r['converged']}")
-        print(f"  Benders wall time {r['benders_s']:.1f} s (target <= 60 s); + final in-sample evaluation "
+        print(f"  Benders wall time {r['benders_s']:.1f} s (target <= 10 s); + final in-sample evaluation "
               f"{r['with_final_eval_s'] - r['benders_s']:.1f} s; set-up (offers) {r['setup_s']:.1f} s; "
               f"runtime start {r['runtime_start_s']:.1f} s")
         print(f"  solver time: masters {r['master_s']:.1f} s, TSO real-time LPs {r['rt_lp_s']:.1f} s "
@@ -90,12 +101,87 @@ def bench_pcc(args: argparse.Namespace) -> None:
               f"decomposed vs joint SOCP (5 scenarios) {r['joint_rel_diff']:.1e}")
 
 
+def bench_levels(args: argparse.Namespace) -> None:
+    """Iterations and wall time of each scheme at each wind level of the sweep (no out-of-sample)."""
+    import pandas as pd
+
+    from scenarios.tso_dso.wind import wind_levels
+
+    case = load_case("tso24_dso5")
+    model = WindModel.from_case(case)
+    schemes = tuple(args.schemes.split(","))
+    levels = wind_levels(args.levels)
+    only = [int(i) for i in args.only.split(",")] if args.only else range(len(levels))
+    rows = []
+    for i in only:
+        f = float(levels[i])
+        ws = model.scenarios(f, args.scenarios, 0, seed=args.seed)
+        for scheme in schemes:  # each scheme alone, as the sweep's figures do not depend on the company
+            cfg = TSODSOConfig(schemes=(scheme,), oos=False, **({"inexact": args.inexact} if args.inexact else {}))
+            rt = LocalRuntime(Boundary())
+            try:
+                t0 = time.perf_counter()
+                c0 = time.process_time()
+                res = TSODSOProtocol(rt, case, ws, cfg).run_scheme(scheme)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            finally:
+                rt.shutdown()
+            it = res.iterations
+            rows.append({"level": i, "factor": round(f, 4), "scheme": scheme, "iterations": res.n_iterations,
+                         "gap": res.gap, "converged": res.converged, "benders_s": round(res.time_s, 2),
+                         "with_eval_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                         "master_s": round(float(it["master_time_s"].sum()), 2),
+                         "master_lps": int(it["master_lps"].sum()), "rounds": int(it["inner_rounds"].sum()),
+                         "welfare": round(float(res.in_sample.welfare.mean()), 2), "price": res.price})
+            r = rows[-1]
+            print(f"level {i:2d} f={f:.3f} {scheme}: {r['iterations']} iterations, gap {r['gap']:.1e}, "
+                  f"Benders {r['benders_s']:.1f} s (+ evaluation: {r['with_eval_s']:.1f} s, cpu {r['cpu_s']:.1f} s), "
+                  f"masters {r['master_s']:.1f} s ({r['master_lps']} LPs), {r['rounds']} rounds", flush=True)
+    df = pd.DataFrame(rows)
+    print()
+    print(df.to_string(index=False))
+    for scheme, g in df.groupby("scheme"):
+        print(f"{scheme}: iterations mean {g['iterations'].mean():.1f}, max {g['iterations'].max()} "
+              f"(target <= 25 for pcc); Benders wall time mean {g['benders_s'].mean():.1f} s, max "
+              f"{g['benders_s'].max():.1f} s (target <= 10 s for pcc)")
+    if args.out:
+        df.to_csv(args.out, index=False)
+        print(f"written {args.out}")
+
+
+def bench_share(args: argparse.Namespace) -> None:
+    """The schemes of one level run together with their own DSO cuts (the default) and with --share-cuts; and each
+    scheme alone: iterations, Benders time, bounds, in-sample and out-of-sample welfare."""
+    import pandas as pd
+
+    case = load_case("tso24_dso5")
+    ws = WindModel.from_case(case).scenarios(args.factor, args.scenarios, args.oos, seed=args.seed)
+    schemes = ("pcc", "cm", "fc")
+    rows = []
+    runs = [("together", schemes, False), ("shared cuts", schemes, True)]
+    runs += [("alone", (s,), False) for s in schemes]
+    for label, which, share in runs:
+        rt = LocalRuntime(Boundary())
+        try:
+            lvl = TSODSOProtocol(rt, case, ws, TSODSOConfig(schemes=which, share_cuts=share,
+                                                            oos=args.oos > 0)).run_level()
+        finally:
+            rt.shutdown()
+        for s, r in lvl.schemes.items():
+            rows.append({"run": label, "scheme": s, "iterations": r.n_iterations, "benders_s": round(r.time_s, 2),
+                         "upper": r.upper, "lower": r.lower, "in_sw": float(r.in_sample.welfare.mean()),
+                         "oos_sw": float(r.out_of_sample.welfare.mean()) if r.out_of_sample else float("nan")})
+    df = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    print(df.to_string(index=False))
+
+
 def bench_sweep(args: argparse.Namespace) -> None:
     from scenarios.tso_dso.sweep import run_sweep
 
     out = args.out or tempfile.mkdtemp(prefix="bench-tso-dso-sweep-")
     ns = argparse.Namespace(case="tso24_dso5", scenarios=args.scenarios, oos=args.oos, schemes="pcc,cm,fc",
-                            runtime=args.runtime, ray_address=None, gap=1e-3, max_iterations=100, share_cuts=False,
+                            runtime=args.runtime, ray_address=None, gap=5e-5, max_iterations=100, share_cuts=False,
                             levels=args.levels, workers=args.workers, resume=args.resume, out=Path(out),
                             seed=args.seed)
     t0 = time.perf_counter()
@@ -106,7 +192,7 @@ def bench_sweep(args: argparse.Namespace) -> None:
     w = pd.read_parquet(Path(out) / "welfare.parquet")
     per_level = w.groupby("level")["wall_s"].first()
     print(f"\nsweep: {args.levels} levels x 3 schemes x {args.oos} out-of-sample scenarios on {args.workers} "
-          f"worker(s), {args.runtime} runtime: wall time {wall:.0f} s = {wall / 60:.1f} min (target <= 30 min); "
+          f"worker(s), {args.runtime} runtime: wall time {wall:.0f} s = {wall / 60:.1f} min (target <= 10 min); "
           f"status {status}")
     print(f"  per level: mean {per_level.mean():.0f} s, max {per_level.max():.0f} s; iterations: "
           + ", ".join(f"{s} {g['iterations'].mean():.1f} (max {g['iterations'].max()})"
@@ -123,6 +209,19 @@ def main() -> None:
     a.add_argument("--runtimes", default="local,ray")
     a.add_argument("--cpus", type=int, default=2)
     a.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("levels")
+    c.add_argument("--levels", type=int, default=20)
+    c.add_argument("--only", default="", help="comma-separated level indices (default: all)")
+    c.add_argument("--scenarios", type=int, default=20)
+    c.add_argument("--schemes", default="pcc")
+    c.add_argument("--inexact", type=float, default=None)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", default=None, help="CSV file for the table")
+    d = sub.add_parser("share")
+    d.add_argument("--factor", type=float, default=0.6)
+    d.add_argument("--scenarios", type=int, default=20)
+    d.add_argument("--oos", type=int, default=0)
+    d.add_argument("--seed", type=int, default=0)
     b = sub.add_parser("sweep")
     b.add_argument("--levels", type=int, default=20)
     b.add_argument("--scenarios", type=int, default=20)
@@ -133,7 +232,7 @@ def main() -> None:
     b.add_argument("--resume", action="store_true")
     b.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    (bench_pcc if args.what == "pcc" else bench_sweep)(args)
+    {"pcc": bench_pcc, "levels": bench_levels, "share": bench_share, "sweep": bench_sweep}[args.what](args)
 
 
 if __name__ == "__main__":

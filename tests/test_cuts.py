@@ -108,3 +108,23 @@ def test_pruning_keeps_active_cuts():
     assert [c.constant for c in pool] == [3.0]
     np.testing.assert_array_equal(pool.matrix()[1], [3.0])
     assert CutPool(n_index=1, n_vars=1).prune() == 0  # no keep: never prunes
+
+
+def test_a_vector_pool_pickles_as_arrays_and_comes_back_equal():
+    import pickle
+
+    pool = CutPool(3, 2, keep=2, max_age=1)
+    for i, (s, c, g) in enumerate([(0, 1.0, [1.0, 2.0]), (0, 2.0, [0.5, 0.0]), (2, -1.0, [0.0, 1.0]),
+                                   (0, 3.0, [2.0, 2.0])]):
+        pool.add(s, c, np.array(g), iteration=i)
+    pool.mark(np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    back = pickle.loads(pickle.dumps(pool))
+    assert [(c.index, c.constant, list(c.coefficients), c.iteration) for c in back] == \
+        [(c.index, c.constant, list(c.coefficients), c.iteration) for c in pool]
+    for a, b in zip(pool.matrix(), back.matrix()):
+        np.testing.assert_array_equal(a, b)
+    assert back._active == pool._active and back.clock == pool.clock
+    assert back.add(0, 1.0, np.array([1.0, 2.0])) is False  # de-duplication still works
+    assert back.prune() == pool.prune()
+    for a, b in zip(pool.matrix(), back.matrix()):
+        np.testing.assert_array_equal(a, b)

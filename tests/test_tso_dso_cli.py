@@ -23,8 +23,9 @@ def test_tso_dso_run_folder(tmp_path):
              "--out", str(out), cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     for f in ("manifest.json", "audit.jsonl", "welfare.parquet", "iterations.parquet", "scenarios.parquet",
-              "dispatch.parquet", "relaxation.parquet", "exchanges.parquet", "messages.parquet",
-              "benders_bounds.png"):
+              "dispatch.parquet", "relaxation.parquet", "exchanges.parquet", "messages.parquet", "congestion.parquet",
+              "rt_resources.parquet", "rt_shedding.parquet", "rt_voltages.parquet", "rt_feeder_lines.parquet",
+              "rt_pcc.parquet", "rt_transmission.parquet", "benders_bounds.png"):
         assert (out / f).exists(), f
     w = pd.read_parquet(out / "welfare.parquet")
     assert set(w["scheme"]) == {"cm", "fc"}
@@ -33,6 +34,47 @@ def test_tso_dso_run_folder(tmp_path):
     assert (sc[sc["set"] == "out_of_sample"].groupby("scheme").size() == 4).all()
     assert json.loads((out / "manifest.json").read_text())["scenario"] == "tso-dso"
     assert "E[SW]" in p.stdout
+    _check_realtime_tables(out, sc)
+
+
+def _check_realtime_tables(out: Path, sc: pd.DataFrame) -> None:
+    """The written real-time dispatch reproduces each scenario's real-time cost from the offers alone, and the
+    tables cover every scheme, set, scenario, resource, node and line."""
+    from agents.tso_dso.participants import resources_from_case
+    from coordinator.tso_dso.outputs import recompute_rt_cost
+    from scenarios.registry import load_case
+
+    case = load_case("tso24_dso5")
+    res = resources_from_case(case)
+    prices = {r.id: (r.price_da, r.price_up, r.price_down) for r in res}
+    rt = pd.read_parquet(out / "rt_resources.parquet")
+    shed = pd.read_parquet(out / "rt_shedding.parquet")
+    cost = recompute_rt_cost(rt, shed, prices, float(case.param("voll_rt", 1e4)))
+    reported = sc.set_index(["scheme", "set", "scenario"])["rt_cost"]
+    both = pd.concat([cost.rename("recomputed"), reported.rename("reported")], axis=1)
+    assert len(both) == len(sc) == both.notna().all(axis=1).sum()
+    # to a cent: the DSOs' evaluations sit (1e-6 of the rating) inside a PCC line at its rating, and the
+    # interior-point solutions carry their tolerance
+    bad = (both["recomputed"] - both["reported"]).abs() > 0.01 + 1e-7 * both["reported"].abs()
+    assert not bad.any(), both[bad]
+    n_sets = sc.groupby(["scheme", "set"]).size()
+    assert (rt.groupby(["scheme", "set", "scenario"]).size() == len(res)).all()
+    assert rt.groupby(["scheme", "set"])["scenario"].nunique().equals(n_sets)
+    assert {"p_mw", "q_mvar", "up_mw", "down_mw", "available_mw", "spilled_mw", "da_mw", "cost_usd"} <= set(rt)
+    wind = rt[rt["kind"] == "wind"]
+    assert (wind["spilled_mw"] >= -1e-6).all() and wind["available_mw"].notna().all()
+    assert rt.loc[rt["grid"] == "T", "q_mvar"].isna().all() and rt.loc[rt["grid"] != "T", "q_mvar"].notna().all()
+    lines = pd.read_parquet(out / "rt_feeder_lines.parquet")
+    assert {"p_mw", "q_mvar", "l_pu", "p_to_mw", "q_to_mvar", "gap_mw2", "gap_rel_rating"} <= set(lines)
+    n_lines = sum(f.n_lines for f in case.feeders.values())
+    assert (lines.groupby(["scheme", "set", "scenario"]).size() == n_lines).all()
+    volt = pd.read_parquet(out / "rt_voltages.parquet")
+    assert volt["v_pu"].between(0.8 - 1e-6, 1.1 + 1e-6).all()
+    pcc = pd.read_parquet(out / "rt_pcc.parquet")
+    assert (pcc["slack_mw"] < 1e-3).all() and {"p_mw", "p_head_mw", "q_head_mvar"} <= set(pcc)
+    trans = pd.read_parquet(out / "rt_transmission.parquet")
+    assert (trans["p_mw"].abs() <= trans["rating_mw"] + 1e-6).all()
+    assert (trans.groupby(["scheme", "set", "scenario"]).size() == len(case.transmission.lines)).all()
 
 
 def test_bad_input_exits_2(tmp_path):

@@ -89,16 +89,25 @@ def test_a_reported_upper_bound_decides_when_benders_stops(case, ws, plain):
     assert plain[0].n_iterations > 1
 
 
-def test_reported_real_time_bounds_decide_when_the_inner_loop_stops(case, ws, plain):
-    """With the TSO's real-time bounds of iteration 2 edited apart, the inner loop runs to its round limit."""
+def test_reported_real_time_bounds_decide_when_the_inner_loop_stops(case, ws):
+    """With a finite ``inexact`` (rounds until the real-time bounds meet), the TSO's real-time bounds of iteration 2
+    edited apart make the inner loop run to its round limit."""
     def widen(m: Message) -> Message:
         if isinstance(m, RealTimeBounds) and m.iteration == 2 and m.bounded:
             return dataclasses.replace(m, lower=m.lower - 1e6)
         return m
 
-    res, _ = _run(ws, case, widen, max_iterations=2, inner_max_rounds=7)
-    assert list(res.iterations["inner_rounds"]) == [plain[0].iterations["inner_rounds"].iloc[0], 7]
-    assert plain[0].iterations["inner_rounds"].iloc[1] < 7
+    plain, _ = _run(ws, case, max_iterations=2, inner_max_rounds=7, inexact=0.1)
+    res, _ = _run(ws, case, widen, max_iterations=2, inner_max_rounds=7, inexact=0.1)
+    assert list(res.iterations["inner_rounds"]) == [plain.iterations["inner_rounds"].iloc[0], 7]
+    assert plain.iterations["inner_rounds"].iloc[1] < 7
+
+
+def test_one_round_per_iteration_by_default(plain):
+    """By default a Benders iteration takes one TSO <-> DSO round at the master's exchanges (the first iteration
+    two: the DSOs' warm-up round, then one at the market clearing)."""
+    rounds = list(plain[0].iterations["inner_rounds"])
+    assert rounds[0] == 2 and set(rounds[1:]) == {1}
 
 
 def test_stopping_rules():

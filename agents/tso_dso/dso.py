@@ -37,23 +37,29 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from network.distflow import BranchFlow, branch_flow_socp, node_map, relaxation_gap
+from network.distflow import BranchFlow, branch_flow_socp, node_map
 from network.model import Feeder
 
 from ..base import Agent, SolveError
 from ..market_blocks import Redispatch, redispatch
-from ..solve import solve_conic
+from ..solve import CONIC_RETRIES, Attempt, solve
+from .area_result import AreaResult, cut_columns, line_gaps, merge
 from .participants import Resource, ResourceSet
 
-__all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "DEFAULT_PENALTY_FACTOR", "COST_SCALE"]
+__all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "DEFAULT_PENALTY_FACTOR", "COST_SCALE", "line_gaps"]
 
 DEFAULT_PENALTY_FACTOR = 10.0  # slack penalty = factor * VOLL
+#: the most scenarios one conic solve takes (see AreaDSO._evaluate)
+BLOCK = 40
+#: Clarabel settings tried in turn (``agents.solve.CONIC_RETRIES`` with equilibration off first: on the area
+#: problems it stops "inaccurate" about 4 times less often, measured on the case)
+CONIC_ORDER = (CONIC_RETRIES[1], CONIC_RETRIES[0], *CONIC_RETRIES[2:])
 #: objectives are given to the conic solver in k$ (costs reach 1e5-1e8 $ with VOLL and the slack
 #: penalty; in $ Clarabel often stops "inaccurate" at degenerate points such as a PCC line at its rating)
 COST_SCALE = 1e-3
@@ -146,78 +152,6 @@ def build_area_rt(feeder: Feeder, res: ResourceSet, node_of: Mapping[str, str], 
     bf = branch_flow_socp(feeder, block.injection, q_inj, free_head=True, head_voltage="free")
     cons += bf.constraints
     return AreaRT(res, S, block, q, shed_q, bf, cost, cons)
-
-
-@dataclass
-class AreaResult:
-    """What one DSO evaluation gives, per scenario (arrays of length S)."""
-
-    cost: np.ndarray  # D_e(x_e, p_s) including the slack penalty, at the evaluation points p
-    rt_cost: np.ndarray  # without the penalty
-    beta: np.ndarray  # d cost / d p  (PCC price, $/MWh)
-    g: np.ndarray  # (n, S) d cost / d x  ($/MWh)
-    p: np.ndarray  # the exchanges it was evaluated at (the requested ones unless shifted, see shifted)
-    p_head: np.ndarray  # the power that entered the feeder
-    slack: np.ndarray  # |p_head - p|
-    relaxation_gap: np.ndarray  # max over lines of l v - P^2 - Q^2 (MW^2)
-    relaxation_gap_rel: np.ndarray
-    v_min: np.ndarray  # lowest voltage (pu) per scenario
-    v_max: np.ndarray
-    losses: np.ndarray  # MW
-    shed: np.ndarray  # MW of active shedding
-    solve_time: float
-    wind: np.ndarray  # (n_wind, S) the availability it used
-    nu: np.ndarray  # (n_wind, S) d cost / d W
-    requested: np.ndarray | None = None  # the exchanges asked for
-    shifted: float = 0.0  # > 0: evaluated at requested - shifted * sign (a degenerate point could not be solved)
-    inaccurate: bool = False
-    dispatch: np.ndarray | None = None  # (n, S) real-time quantities
-    requested_value: np.ndarray | None = None  # the cost at the requested exchanges (see AreaDSO.evaluate)
-    wall: np.ndarray | None = None  # (S,) +1/-1: the request was at or beyond +/- the PCC rating, else 0
-    rating: float = math.inf
-    penalty: float = 0.0
-
-    @property
-    def value(self) -> np.ndarray:
-        """The cost at the requested exchanges (extrapolated along the cut where the point was moved)."""
-        if self.requested_value is not None:
-            return self.requested_value
-        if self.requested is None or self.shifted == 0.0:
-            return self.cost
-        return self.cost + self.beta * (self.requested - self.p)
-
-    def wall_cut(self, s: int, ids: Sequence[str], x: np.ndarray, pcc_id: str) -> tuple[dict[str, float], float]:
-        """The cut at the PCC rating on side ``wall[s]``: ``D(x, p) >= D(x, +/-R) + penalty (|p| - R)``.
-
-        Exact beyond the rating (the flow into the feeder never exceeds it, so the slack
-        takes the rest at the penalty) and valid everywhere (the penalised cost is
-        ``penalty``-Lipschitz in ``p``); ``D(x, +/-R)`` is bounded below by the cut at the
-        evaluated point.
-        """
-        side = float(self.wall[s])
-        coef = {pcc_id: side * self.penalty}
-        coef.update({k: float(self.g[i, s]) for i, k in enumerate(ids)})
-        const = float(self.cost[s] - self.g[:, s] @ x + self.beta[s] * (side * self.rating - self.p[s])
-                      - self.penalty * self.rating)
-        return coef, const
-
-    def cut(self, s: int, ids: Sequence[str], x: np.ndarray, pcc_id: str, *, source: int | None = None,
-            wind: np.ndarray | None = None) -> tuple[dict[str, float], float]:
-        """Coefficients (PCC id and resource ids) and constant of a cut for scenario ``s``.
-
-        ``source`` (default ``s``): the scenario whose solution gives the cut. A cut of
-        another scenario is moved to scenario ``s`` with the wind sensitivity,
-        ``+ nu . (W_s - W_source)``: the cost is jointly convex in the schedule, the
-        exchange and the available wind, so the moved cut is valid for ``s``.
-        """
-        j = s if source is None else source
-        coef = {pcc_id: float(self.beta[j])}
-        coef.update({k: float(self.g[i, j]) for i, k in enumerate(ids)})
-        const = float(self.cost[j] - self.beta[j] * self.p[j] - self.g[:, j] @ x)
-        if j != s and self.nu.size:
-            w_s = self.wind[:, s] if wind is None else wind
-            const += float(self.nu[:, j] @ (w_s - self.wind[:, j]))
-        return coef, const
 
 
 class AreaDSO(Agent):
@@ -322,7 +256,7 @@ class AreaDSO(Agent):
         return cache[S]
 
     def evaluate(self, p: np.ndarray, scenario_set: str = "in_sample", *, iteration: int | None = None,
-                 keep_dispatch: bool = False) -> AreaResult:
+                 keep_dispatch: bool = False, context: Any = None, wind: np.ndarray | None = None) -> AreaResult:
         """Solve the area's real-time problem for the exchanges ``p`` (one per scenario).
 
         Exchanges at or beyond the PCC line's rating ``R`` are evaluated just inside it,
@@ -335,6 +269,11 @@ class AreaDSO(Agent):
         If the conic solver still fails, the exchanges are moved towards 0 by a tiny
         step (1e-6 of the rating, then x10, x100) and evaluated there; every such
         event is counted in ``n_shifted``.
+
+        ``context`` (default: the scenario set) keys the solver weights carried from one
+        evaluation to the next (see :meth:`_evaluate`); the host passes its scheme and set, so
+        that one scheme's evaluations never depend on another's. ``wind`` ``(n_wind, len(p))``: the
+        available wind of each column (default: the scenarios of ``scenario_set``).
         """
         p = np.asarray(p, dtype=float).reshape(-1)
         R = self.pcc_rating()
@@ -346,7 +285,7 @@ class AreaDSO(Agent):
         for shift in (0.0, step, 10 * step, 100 * step):
             q = q0 - shift * np.sign(q0)
             try:
-                res = self._evaluate(q, scenario_set, iteration, keep_dispatch)
+                res = self._evaluate(q, scenario_set, iteration, keep_dispatch, context, wind)
             except SolveError as exc:
                 last = exc
                 continue
@@ -361,26 +300,53 @@ class AreaDSO(Agent):
         raise last
 
     def _evaluate(self, p: np.ndarray, scenario_set: str, iteration: int | None,
-                  keep_dispatch: bool) -> AreaResult:
+                  keep_dispatch: bool, context: Any = None, wind: np.ndarray | None = None) -> AreaResult:
+        """The area's problem for the exchanges ``p``, in blocks of at most :data:`BLOCK` scenarios.
+
+        The scenarios are independent; Clarabel solves a few hundred of them in one problem
+        only "inaccurately" (and then again with other settings), while blocks of a few dozen
+        solve to full accuracy in about the same time per scenario. The last block is padded
+        with copies of its last scenario (one problem size for all blocks).
+        """
+        S = p.size
+        W = None
+        if self.resource_set.wind_ids:
+            W = self.wind_matrix(scenario_set) if wind is None else np.asarray(wind, dtype=float).reshape(-1, S)
+            if W.shape[1] != S:
+                raise ValueError(f"{self.id}: {S} exchanges but {W.shape[1]} '{scenario_set}' wind scenarios")
+        n_blocks = -(-S // BLOCK)
+        size = -(-S // n_blocks)
+        if n_blocks == 1:
+            return self._evaluate_block(p, W, scenario_set, iteration, keep_dispatch, (context, S, 0))
+        parts = []
+        for b in range(n_blocks):
+            idx = np.arange(b * size, min((b + 1) * size, S))
+            pad = np.concatenate([idx, np.full(size - idx.size, idx[-1])])
+            r = self._evaluate_block(p[pad], None if W is None else W[:, pad], scenario_set, iteration,
+                                     keep_dispatch, (context, S, b))
+            parts.append((r, idx.size))
+        return merge([cut_columns(r, n) for r, n in parts])
+
+    def _evaluate_block(self, p: np.ndarray, W: np.ndarray | None, scenario_set: str, iteration: int | None,
+                        keep_dispatch: bool, part: tuple[Any, int, int]) -> AreaResult:
         S = p.size
         pr = self._problem(S)
         rs = self.resource_set
         pr["x"].value = self.x_vector()
         if pr["wind"] is not None:
-            w = self.wind_matrix(scenario_set)
-            if w.shape[1] != S:
-                raise ValueError(f"{self.id}: {S} exchanges but {w.shape[1]} '{scenario_set}' wind scenarios")
-            pr["wind"].value = np.maximum(w, 0.0)
+            pr["wind"].value = np.maximum(W, 0.0)
         pr["p"].value = p
-        last = self.__dict__.setdefault("_scale", {}).get((scenario_set, S))
+        context, S_all, b = part
+        key = (scenario_set if context is None else context, S_all, b)
+        last = self.__dict__.setdefault("_scale", {}).get(key)
         w = np.ones(S) if last is None else 1e3 / np.maximum(1e3, np.abs(last))
         t0 = time.perf_counter()
         prob: cp.Problem = pr["prob"]
         m: AreaRT = pr["model"]
         for _ in range(2):  # a second pass if the weights were far from the costs' sizes
             pr["w"].value = w
-            accurate = solve_conic(prob, self.id, "area real-time SOCP", iteration, solver=self.solver,
-                                   options=self.solver_options)
+            accurate = solve(prob, [Attempt(self.solver, {**self.solver_options, **extra}) for extra in CONIC_ORDER],
+                             self.id, "area real-time SOCP", iteration=iteration).accurate
             self.n_solves += 1
             sp_, sm = np.asarray(pr["s_plus"].value), np.asarray(pr["s_minus"].value)
             rt_cost = np.asarray(m.cost.value, dtype=float).reshape(-1)
@@ -396,7 +362,7 @@ class AreaDSO(Agent):
         scale = COST_SCALE * w
         beta = np.asarray(pr["pcc"].dual_value, dtype=float).reshape(-1) / scale
         g = np.asarray(m.fix.dual_value, dtype=float).reshape(len(rs), S) / scale
-        gap = relaxation_gap(m.bf, floor=1e-6)
+        gap_abs, gap_rel = line_gaps(m.bf, S)
         v = np.sqrt(np.maximum(np.asarray(m.bf.v.value).reshape(-1, S), 0.0))
         losses = np.asarray(m.bf.losses().value).reshape(-1)
         shed = (np.asarray(m.shed_p.value).sum(axis=0) if m.shed_p is not None else np.zeros(S))
@@ -406,13 +372,48 @@ class AreaDSO(Agent):
             nu = -np.asarray(m.y_max.dual_value, dtype=float).reshape(len(rs), S)[w_idx] / scale
         else:
             wind_used = nu = np.zeros((0, S))
-        self._scale[(scenario_set, S)] = cost.copy()
+        self._scale[key] = cost.copy()
         return AreaResult(cost=cost, rt_cost=rt_cost, beta=beta, g=g, p=p,
                           p_head=np.asarray(m.p_head.value).reshape(-1), slack=sp_ + sm,
-                          relaxation_gap=gap.absolute_by_column, relaxation_gap_rel=gap.relative_by_column,
+                          relaxation_gap=gap_abs.max(axis=0), relaxation_gap_rel=gap_rel.max(axis=0),
                           v_min=v.min(axis=0), v_max=v.max(axis=0), losses=losses, shed=shed, solve_time=dt,
                           wind=wind_used, nu=nu, inaccurate=not accurate,
-                          dispatch=np.asarray(m.y.value).reshape(len(rs), S) if keep_dispatch else None)
+                          dispatch=np.asarray(m.y.value).reshape(len(rs), S) if keep_dispatch else None,
+                          solution=self._solution(pr, m, S, v, gap_abs, gap_rel, sp_ + sm) if keep_dispatch else None)
+
+    def _solution(self, pr: dict[str, Any], m: AreaRT, S: int, v: np.ndarray, gap_abs: np.ndarray,
+                  gap_rel: np.ndarray, slack: np.ndarray) -> dict[str, Any]:
+        """The whole real-time solution of an evaluation (MW, Mvar, pu), for the run folder's tables."""
+        rs = self.resource_set
+        f = self.feeder
+        n = len(rs)
+        val = lambda e, rows: np.asarray(e.value, dtype=float).reshape(rows, S)  # noqa: E731
+        avail = np.full((n, S), np.nan)
+        w_idx = np.flatnonzero(rs.is_wind)
+        if w_idx.size:
+            avail[w_idx] = np.asarray(pr["wind"].value, dtype=float)
+        nodes = f.node_order
+        shed_p = np.zeros((f.n_nodes, S))
+        if m.shed_p is not None:
+            shed_p[m.shed_nodes] = val(m.shed_p, len(m.shed_nodes))
+        shed_q = np.zeros((f.n_nodes, S))
+        if m.shed_q is not None:
+            head = f.node_index[f.head]
+            shed_q[[i for i in range(f.n_nodes) if i != head]] = val(m.shed_q, f.n_nodes - 1)
+        bf = m.bf
+        L = f.n_lines
+        P, Q, ell = val(bf.P, L), val(bf.Q, L), val(bf.l, L)
+        return {"feeder": f.id, "resources": list(rs.ids), "kinds": [str(k) for k in rs.kind],
+                "nodes": [self.locations[k] for k in rs.ids], "x": self.x_vector(),
+                "p": val(m.y, n), "q": val(m.q, n), "up": val(m.block.up, n), "down": val(m.block.dn, n),
+                "available": avail, "cost_up": rs.cost_up.copy(), "cost_down": rs.cost_down.copy(),
+                "node_ids": list(nodes), "v": v, "shed_p": shed_p, "shed_q": shed_q,
+                "line_ids": list(bf.line_ids), "from": [ln.from_node for ln in f.lines],
+                "to": [ln.to_node for ln in f.lines], "r": bf.r.copy(), "x_line": bf.x.copy(),
+                "s_max": np.array([ln.s_max for ln in f.lines], dtype=float), "P": P, "Q": Q, "l": ell,
+                "gap_abs": gap_abs, "gap_rel": gap_rel, "p_head": np.asarray(bf.p_head.value, dtype=float).reshape(-1),
+                "q_head": np.asarray(bf.q_head.value, dtype=float).reshape(-1), "slack": slack.copy(),
+                "voll": self.voll}
 
     def pcc_rating(self) -> float:
         """The rating (MW) of the PCC line (the feeder's line out of its head)."""
@@ -424,6 +425,32 @@ class AreaDSO(Agent):
         """Exchanges at which the DSO evaluates itself on its first call (its own choice of points)."""
         R = self.pcc_rating()
         return np.linspace(-0.9 * R, 0.9 * R, n)
+
+    def warmup_cuts(self, n: int, scenario_set: str, S: int, *, iteration: int | None = None,
+                    context: Any = None) -> list[tuple[int, dict[str, float], float, float]]:
+        """Its first cuts on a scenario set (its own choice of points): one solve of ``n`` columns, the exchanges
+        :meth:`warmup_exchanges` at the set's mean wind, each cut moved to every scenario of the set with the wind
+        sensitivity (``AreaResult.cut``; exact copies in an area without wind). ``value`` is NaN (no exchange was
+        asked: the caller sends the value of its evaluation at the asked exchanges)."""
+        q = self.warmup_exchanges(n)
+        W = self.wind_matrix(scenario_set)
+        if W.size and W.shape[1] != S:
+            raise ValueError(f"{self.id}: {S} scenarios but {W.shape[1]} '{scenario_set}' wind scenarios")
+        wbar = np.repeat(W.mean(axis=1, keepdims=True), q.size, axis=1) if W.size else None
+        r = self.evaluate(q, scenario_set, iteration=iteration, context=context, wind=wbar)
+        rs, x = self.resource_set, self.x_vector()
+        out = []
+        for s in range(S):
+            for j in range(q.size):
+                coef, const = r.cut(s, rs.ids, x, self.pcc_id, source=j, wind=W[:, s] if W.size else None,
+                                    move=True)
+                out.append((s, coef, const, math.nan))
+                if r.wall is not None and r.wall[j] != 0:
+                    coef, const = r.wall_cut(j, rs.ids, x, self.pcc_id)
+                    if W.size:
+                        const += float(r.nu[:, j] @ (W[:, s] - r.wind[:, j]))
+                    out.append((s, coef, const, math.nan))
+        return out
 
     def cuts(self, result: AreaResult, *, neighbours: int = 0) -> list[tuple[int, dict[str, float], float, float]]:
         """Optimality cuts ``(scenario, coefficients, constant, value)``; ``value`` is the scenario's cost.
@@ -453,3 +480,4 @@ class AreaDSO(Agent):
                 coef, const = result.wall_cut(s, rs.ids, x, self.pcc_id)
                 out.append((s, coef, const, float(value[s])))
         return out
+

@@ -1,4 +1,10 @@
-"""The Benders masters of the ``tso-dso`` protocol (seed 004), solved by the TSO.
+"""The paper's master of the ``tso-dso`` protocol (seed 004): the day-ahead market's KKT conditions as a big-M MILP.
+
+The protocol's Benders loop no longer uses this master (``joint_master.py`` describes the same
+equilibria as a union of boxes, one per price level, and carries the TSO's real-time model);
+it remains the day-ahead part of the centralized benchmark (``Master.da_constraints`` in
+``coordinator/tso_dso/benchmarks.extensive_form``, a mixed-integer SOCP solved by SCIP) and a
+stand-alone Benders master with one cut per scenario on the whole real-time cost.
 
 The ``pcc`` master (MILP)
 -------------------------
@@ -46,7 +52,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..cuts import CutPool
-from ..solve import Attempt, solve, solve_conic, solve_lp
+from ..solve import Attempt, solve, solve_lp
 from .day_ahead import DAMarket
 
 __all__ = ["MasterResult", "Master"]
@@ -92,8 +98,7 @@ class Master:
         self._build(capacity)
 
     # ------------------------------------------------------------------ state
-    _PROBLEM_ATTRS = ("prob", "x", "alpha", "G", "h", "lam", "caps_var", "level_prob", "x_hat", "level",
-                      "da_constraints")
+    _PROBLEM_ATTRS = ("prob", "x", "alpha", "G", "h", "lam", "caps_var", "da_constraints")
 
     def __getstate__(self) -> dict[str, Any]:
         # the cvxpy problem is rebuilt from the data and the cuts (snapshots stay small)
@@ -207,16 +212,6 @@ class Master:
         self.prob = cp.Problem(cp.Minimize(obj), cons)
         self.x, self.alpha, self.G, self.h, self.lam, self.caps_var = x, alpha, G, h, lam, caps
         self.cap_idx = cap_idx
-        # level-bundle projection: the point closest to the incumbent whose model value is <= level
-        # (Euclidean for fc, a QP; L1 for the MILP masters, so that it stays a MILP)
-        self.x_hat = cp.Parameter(n, name="x_hat")
-        self.level = cp.Parameter(name="level")
-        scale = 1.0 / np.maximum(m.qty, 1.0)
-        if self.scheme == "fc":
-            dist = cp.sum_squares(cp.multiply(scale, x - self.x_hat))
-        else:
-            dist = cp.norm1(cp.multiply(scale, x - self.x_hat))
-        self.level_prob = cp.Problem(cp.Minimize(dist), cons + [obj <= self.level])
         self._load_cuts()
 
     def _load_cuts(self) -> None:
@@ -248,31 +243,6 @@ class Master:
             G, h = self.G.value.copy(), self.h.value.copy()
             G[s * K + k], h[s * K + k] = mu, hv
             self.G.value, self.h.value = G, h
-
-    def solve_level(self, x_hat: np.ndarray, level: float, iteration: int | None = None) -> MasterResult:
-        """The level-bundle step: ``argmin ||x - x_hat||`` over the master's feasible points whose cut-model
-        value is ``<= level`` (fc: Euclidean, a QP; pcc/cm: L1, a MILP that keeps the equilibrium constraints)."""
-        self.x_hat.value = np.asarray(x_hat, dtype=float)
-        self.level.value = float(level)
-        t0 = time.perf_counter()
-        what = f"{self.scheme} level projection"
-        if self.scheme == "fc":
-            solve_conic(self.level_prob, self.agent, what, iteration)
-        else:
-            # a MILP: no fallback solver; a failure is a SolveError naming the master and the iteration
-            solve(self.level_prob, [Attempt(self.solver, self.solver_options)], self.agent, what,
-                  iteration=iteration, accept_inaccurate=False)
-        dt = time.perf_counter() - t0
-        m = self.market
-        x = np.clip(np.asarray(self.x.value, dtype=float), m.p_min, m.qty)  # interior-point accuracy (fc)
-        x = np.where(np.abs(x) < 1e-9, 0.0, x)
-        upper = m.qty.copy()
-        if self.caps_var is not None:
-            upper[self.cap_idx] = np.asarray(self.caps_var.value, dtype=float)
-        price = float(self.lam.value) if self.lam is not None else math.nan
-        return MasterResult(x=x, caps=upper, price=price, alpha=np.asarray(self.alpha.value, dtype=float),
-                            objective=math.nan, da_cost=m.cost(x), solve_time=dt, status=str(self.level_prob.status),
-                            binaries=self.n_binaries, bound=math.nan)
 
     def solve(self, iteration: int | None = None) -> MasterResult:
         t0 = time.perf_counter()

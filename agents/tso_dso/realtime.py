@@ -99,6 +99,11 @@ class RTMasterResult:
     flows: np.ndarray  # (n_line, S)
     shed: np.ndarray  # (S,)
     solve_time: float
+    dispatch: np.ndarray | None = None  # (n_T, S) real-time quantities of the transmission-connected resources
+    shed_bus: np.ndarray | None = None  # (len(shed_rows), S) active shedding at the buses with demand
+    shed_rows: np.ndarray | None = None  # bus indices of shed_bus (grid order)
+    up: np.ndarray | None = None  # (n_T, S) upward regulation (MW; a demand's is a reduction)
+    down: np.ndarray | None = None  # (n_T, S) downward regulation (MW)
 
 
 @dataclass
@@ -138,6 +143,7 @@ class RTMaster:
         self.scenario_set: str | None = None
         self.S: int | None = None
         self.capacity = 0
+        self.version = 0  # cuts added so far (over every set): a master's bound is current at one version
         self._lp: _RTLP | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -180,7 +186,14 @@ class RTMaster:
 
     def add_cut(self, dso: str, s: int, constant: float, beta: float, g: np.ndarray) -> bool:
         """``theta_dso,s >= constant + beta p + g . x_e``; returns False if the pool holds it already."""
-        return self.pools[dso].add(s, float(constant), np.concatenate([[float(beta)], np.asarray(g, dtype=float)]))
+        new = self.pools[dso].add(s, float(constant), np.concatenate([[float(beta)], np.asarray(g, dtype=float)]))
+        self.version += int(new)
+        return new
+
+    @property
+    def n_cuts(self) -> int:
+        """Cuts held for the selected set, over every DSO."""
+        return sum(len(p) for p in self.pools.values())
 
     def _problem(self, build: Callable[[int], _RTLP]) -> _RTLP:
         K_need = max(p.count() for p in self.pools.values())
@@ -218,13 +231,15 @@ class RTMaster:
         return _RTLP(prob, model, x, wind, p, theta, Cs, Bs, cut_cons, K)
 
     def solve(self, rs: ResourceSet, x_T: np.ndarray, wind_T: np.ndarray | None, x_e: Sequence[np.ndarray],
-              build: Callable[[int], _RTLP], *, iteration: int | None = None
-              ) -> tuple[RTMasterResult, np.ndarray, list[np.ndarray]]:
+              build: Callable[[int], _RTLP], *, iteration: int | None = None,
+              floors: Sequence[float] | None = None) -> tuple[RTMasterResult, np.ndarray, list[np.ndarray]]:
         """Solve for the transmission schedule ``x_T`` (order of ``rs``) and each area's schedule ``x_e``.
 
         ``build(K)`` builds the LP (see :meth:`build`). Returns the result (with ``mu``
         left empty), the duals of the constraints fixing ``x_T`` ``(n_T, S)`` and, per
-        area, ``sum_k nu_k g_k`` ``(n_e, S)``: the two parts of ``mu``.
+        area, ``sum_k nu_k g_k`` ``(n_e, S)``: the two parts of ``mu``. ``floors[e]``: a lower
+        bound of area ``e``'s cost; the unused cut slots hold ``theta >= floor`` (a bound the
+        LP's presolve removes, where a repeated cut would be a duplicate row).
         """
         lp = self._problem(build)
         S = int(self.S or 0)
@@ -233,12 +248,13 @@ class RTMaster:
             lp.wind.value = wind_T
         for pool in self.pools.values():
             pool.prune()
-        Gks = []
+        Gks, used = [], []
         for e, d in enumerate(self.dsos):
-            n_x = self.pools[d].n_vars - 1
-            C, Bk, Gk = self.pools[d].padded_at(lp.K, np.arange(1, 1 + n_x), x_e[e], S)
-            lp.C[e].value, lp.B[e].value = C, Bk[:, :, 0]
+            floor = -1e9 if floors is None else float(floors[e])
+            C, Bk, Gk, n = _padded_at(self.pools[d], lp.K, np.asarray(x_e[e], dtype=float), S, floor)
+            lp.C[e].value, lp.B[e].value = C, Bk
             Gks.append(Gk)
+            used.append(n)
         t0 = time.perf_counter()
         solve_lp(lp.prob, self.agent, "real-time master LP", iteration, solver=self.solver)
         dt = time.perf_counter() - t0
@@ -249,11 +265,37 @@ class RTMaster:
         contribs = []
         for e, d in enumerate(self.dsos):
             nu = np.asarray(lp.cuts[e].dual_value, dtype=float).reshape(lp.K, S)
+            nu = np.where(np.arange(lp.K)[:, None] < used[e][None, :], nu, 0.0)  # the floor slots are no cuts
             self.pools[d].mark(nu)
             contribs.append(np.einsum("ks,ksn->ns", nu, Gks[e]))
-        shed = (np.asarray(model.shed.value).sum(axis=0) if model.shed is not None else np.zeros(S))
+        shed_bus = (np.asarray(model.shed.value, dtype=float).reshape(-1, S) if model.shed is not None
+                    else np.zeros((0, S)))
         res = RTMasterResult(p=np.asarray(lp.p.value, dtype=float).reshape(-1, S), lower=tcost + theta.sum(axis=0),
                              trans_cost=tcost, theta=theta, mu=np.zeros((0, S)),
-                             flows=np.asarray(model.dc.flow.value, dtype=float).reshape(-1, S), shed=shed,
-                             solve_time=dt)
+                             flows=np.asarray(model.dc.flow.value, dtype=float).reshape(-1, S),
+                             shed=shed_bus.sum(axis=0), solve_time=dt,
+                             dispatch=np.asarray(model.y.value, dtype=float).reshape(len(rs), S), shed_bus=shed_bus,
+                             shed_rows=np.asarray(model.block.shed_rows, dtype=int),
+                             up=np.asarray(model.block.up.value, dtype=float).reshape(len(rs), S),
+                             down=np.asarray(model.block.dn.value, dtype=float).reshape(len(rs), S))
         return res, fixd, contribs
+
+
+def _padded_at(pool: CutPool, K: int, y: np.ndarray, S: int, floor: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A DSO pool (columns ``[p, x_e]``) at the schedule ``y``: ``theta_s >= C[k, s] + B[k, s] p_s`` with ``G[k, s]`` the
+    schedule coefficients; slots beyond a scenario's cuts hold ``theta_s >= floor``. Returns ``(C, B, G, n)`` with
+    ``n[s]`` the cuts of scenario ``s``."""
+    C = np.full((K, S), float(floor))
+    B = np.zeros((K, S))
+    G = np.zeros((K, S, pool.n_vars - 1))
+    n = np.zeros(S, dtype=int)
+    for s in range(S):
+        c, g = pool.rows(s)
+        if c.size > K:
+            raise ValueError(f"scenario {s} holds {c.size} cuts, more than the {K} slots")
+        k = n[s] = c.size
+        C[:k, s] = c + g[:, 1:] @ y
+        B[:k, s] = g[:, 0]
+        G[:k, s] = g[:, 1:]
+    return C, B, G, n

@@ -8,19 +8,25 @@ data it receives (offers and bids, and the market registration: kind and area of
 resource), and the steps it takes when the coordinator asks (see
 ``coordinator/tso_dso/protocol.py``):
 
-- :meth:`TSO.start_iteration`: solve a scheme's master (and, for ``fc``, the level-bundle
-  projection towards the incumbent), and open a real-time run for the in-sample set
-  with the master's day-ahead decision;
+- :meth:`TSO.start_iteration`: iteration 1 of a scheme evaluates the unconstrained market
+  clearing (a feasible decision of every scheme, and the protocol's welfare scale); from
+  iteration 2 it solves the scheme's master (``joint_master.py``: the day-ahead decisions
+  with the TSO's own real-time model of every in-sample scenario and the DSOs' cuts), and
+  opens a real-time run for the in-sample set with the decision;
 - :meth:`TSO.start_evaluation`: open a real-time run for the incumbent of a scheme on a
   scenario set;
-- :meth:`TSO.next_exchanges`: the PCC exchanges of the next TSO<->DSO round (the
-  initial exchanges in the very first round of a set, when it holds no DSO cut yet,
-  then its real-time master's);
+- :meth:`TSO.next_exchanges`: the PCC exchanges of the next TSO<->DSO round: the initial
+  ones while it holds no DSO cut for the set (the warm-up round), the master's in the
+  first round of a Benders iteration, then its real-time master's (``realtime.py``);
 - :meth:`TSO.add_dso_cut` and :meth:`TSO.round_bounds`: the DSOs' answers, and the
   bounds ``U_s`` (upper) and ``L_s`` (lower) of each scenario's real-time cost they give;
-- :meth:`TSO.close_iteration`: one optimality cut per scenario to the master (with the
-  lower value ``L_s``, always valid), the iteration's upper bound (with ``U_s``), the
+- :meth:`TSO.close_iteration`: the iteration's upper bound (with ``U_s``) and the
   incumbent; :meth:`TSO.close_evaluation`.
+
+The DSO cuts of a scheme are its own (one cut pool per scheme and scenario set), so a
+scheme's result does not depend on which other schemes run with it; ``share_cuts`` pools
+them across schemes (every cut is valid for every schedule, so sharing is exact, but the
+trajectory then depends on the schemes run before).
 
 It never decides when to stop: the coordinator does, from the bounds it reports. It
 never sees a feeder.
@@ -38,9 +44,9 @@ import numpy as np
 
 from network.model import TransmissionGrid
 
-from ..base import Agent, SolveError
+from ..base import Agent
 from .day_ahead import DAMarket, DAResult, clear_da_market
-from .master import Master, MasterResult
+from .joint_master import JointMaster, JointResult
 from .participants import DEM, GEN, WIND, Resource, ResourceSet
 from .realtime import RTMaster, RTMasterResult
 
@@ -68,7 +74,7 @@ class RealTimeRun:
     """The state of one TSO<->DSO run: a scenario set's real-time problems for one day-ahead decision.
 
     ``mode`` is :data:`BENDERS` (one iteration of a scheme's Benders loop, ``master`` its
-    solution) or :data:`EVALUATE` (the incumbent of ``scheme`` on ``scenario_set``).
+    solution, ``bound`` its bound) or :data:`EVALUATE` (the incumbent of ``scheme`` on ``scenario_set``).
     ``D`` ``(E, S)`` holds the DSOs' costs ($) at the exchanges of the current round,
     ``seen`` which of them arrived; ``rt`` is the last real-time master solution; ``U``,
     ``L`` ``(S,)`` the last bounds.
@@ -84,8 +90,8 @@ class RealTimeRun:
     D: np.ndarray
     seen: np.ndarray
     iteration: int | None = None
-    master: MasterResult | None = None
-    t_level: float = 0.0
+    master: JointResult | None = None  # the master's solution (None: the iteration's candidate point)
+    bound: float = -math.inf  # the master's bound ($)
     t0: float = field(default_factory=time.perf_counter)
     rounds: int = 0  # exchange rounds sent (the warm-up round included)
     rt: RTMasterResult | None = None
@@ -108,20 +114,17 @@ class IterationFigures:
 class TSO(Agent):
     """The TSO: day-ahead market operator, masters, and the transmission real-time re-dispatch.
 
-    Settings of its masters: ``level`` (level-bundle parameter, 0: plain Kelley steps)
-    for the schemes in ``level_schemes``; ``share_cuts``: the cuts of ``Q_s(x)`` found by
-    one scheme seed the others' masters. ``rt_cut_keep``, ``rt_cut_max_age``: pruning of the DSO
-    cuts in its real-time master (see ``realtime.py``; ``None``: keep every cut).
+    ``share_cuts``: one pool of DSO cuts for all schemes (default: one per scheme).
+    ``rt_cut_keep``, ``rt_cut_max_age``: pruning of the DSO cuts (see ``realtime.py``;
+    ``None``: keep every cut).
     """
 
     role = "tso_dso.tso"
 
     def __init__(self, agent_id: str, grid: TransmissionGrid, locations: Mapping[str, str],
                  areas: Mapping[str, tuple[str, str, int]], registry: Mapping[str, tuple[str, int]], *,
-                 voll: float = 10_000.0, lp_solver: str = "HIGHS", milp_solver: str = "HIGHS",
-                 milp_options: Mapping[str, Any] | None = None, level: float = 0.5,
-                 level_schemes: tuple[str, ...] = ("fc",), share_cuts: bool = False, rt_cut_keep: int | None = 24,
-                 rt_cut_max_age: int = 8) -> None:
+                 voll: float = 10_000.0, lp_solver: str = "HIGHS", share_cuts: bool = False,
+                 rt_cut_keep: int | None = 24, rt_cut_max_age: int = 8) -> None:
         super().__init__(agent_id)
         self.grid = grid
         self.locations = dict(locations)  # transmission resource id -> bus
@@ -129,25 +132,23 @@ class TSO(Agent):
         self.area_of_dso = {k: int(v[2]) for k, v in areas.items()}  # dso id -> area number
         self.registry = {k: (str(v[0]), int(v[1])) for k, v in registry.items()}  # resource -> (kind, area)
         self.voll = float(voll)
-        self.lp_solver, self.milp_solver = lp_solver, milp_solver
-        self.milp_options = dict(milp_options or {})
-        self.level, self.level_schemes, self.share_cuts = float(level), tuple(level_schemes), bool(share_cuts)
+        self.lp_solver = lp_solver
+        self.share_cuts = bool(share_cuts)
         self.da_offers: dict[str, tuple[float, float]] = {}  # id -> (price, quantity)
         self.rt_resources: dict[str, Resource] = {}
         self.wind: dict[str, dict[str, np.ndarray]] = {}  # farm -> scenario set -> (S,) MW
         self.n_scenarios: dict[str, int] = {}  # scenario set -> S (from the wind farms' offers)
         self.rt_lower_bounds: dict[str, float] = {}  # per DSO: a lower bound of its real-time cost
-        self.rt_master = RTMaster(self.id, list(self.areas), keep=rt_cut_keep, max_age=rt_cut_max_age,
-                                  solver=lp_solver)
+        self.rt_cut_keep, self.rt_cut_max_age = rt_cut_keep, int(rt_cut_max_age)
+        self.rt_masters: dict[str, RTMaster] = {}  # per scheme (or one, "shared"): the DSO cut pools per set
+        self._rt_key = "shared"
         # the Benders runs
-        self.masters: dict[str, Master] = {}
+        self.masters: dict[str, JointMaster] = {}
         self.incumbent: dict[str, Incumbent] = {}
-        self.shared: list[tuple[int, float, np.ndarray, np.ndarray]] = []  # in-sample cuts of Q_s, any scheme
         self.run: RealTimeRun | None = None
         self.iterations: list[dict[str, Any]] = []  # diagnostics per iteration (times, cuts, binaries)
         self.master_solutions: list[dict[str, Any]] = []
         self.evaluations: dict[str, dict[str, Any]] = {}
-        self.level_failures = 0
         self.n_lp_solves = 0
         self.lp_time = 0.0
 
@@ -178,7 +179,10 @@ class TSO(Agent):
             self.wind.setdefault(resource.id, {}).update({k: np.asarray(v, dtype=float) for k, v in wind.items()})
             self.n_scenarios.update({k: int(np.asarray(v).size) for k, v in wind.items()})
         self.__dict__.pop("_cache_rt_set", None)
-        self.rt_master.invalidate()
+        for rtm in self.rt_masters.values():
+            rtm.invalidate()
+        for mst in self.masters.values():
+            mst.invalidate()
 
     def set_rt_lower_bound(self, dso: str, value: float) -> None:
         self.rt_lower_bounds[dso] = float(value)
@@ -206,11 +210,18 @@ class TSO(Agent):
     def trans_rt_lower_bound(self) -> float:
         return self.trans_set().rt_cost_lower_bound()
 
-    def make_master(self, scheme: str, probabilities: np.ndarray, *, capacity: int = 32) -> Master:
-        alpha_min = self.trans_rt_lower_bound() + sum(self.rt_lower_bounds.values())
-        solver = self.lp_solver if scheme == "fc" else self.milp_solver
-        return Master(self.market(), scheme, probabilities, alpha_min, capacity=capacity, solver=solver,
-                      solver_options=self.milp_options if scheme != "fc" else None, agent=self.id)
+    def make_master(self, scheme: str, probabilities: np.ndarray) -> JointMaster:
+        """The master of ``scheme`` for the in-sample scenarios (``joint_master.py``)."""
+        mk = self.market()
+        idx = mk.index
+        rs = self.trans_set()
+        members = [np.array([idx[k] for k in self.area_members(d)], dtype=int) for d in self.areas]
+        buses = [self.areas[d][1] for d in self.areas]
+        bound = np.array([self.pcc_bound(b) for b in buses])
+        theta_min = np.array([self.rt_lower_bounds.get(d, -1e9) for d in self.areas])
+        return JointMaster(mk, scheme, probabilities, members, np.array([idx[k] for k in rs.ids], dtype=int),
+                           theta_min, bound, grid=self.grid, res=rs, bus_of=self.locations, pcc_buses=buses,
+                           voll=self.voll, agent=self.id, solver=self.lp_solver)
 
     def probabilities(self, scenario_set: str) -> np.ndarray:
         """Equiprobable scenarios of a set."""
@@ -220,6 +231,26 @@ class TSO(Agent):
         return np.full(S, 1.0 / S)
 
     # ---------------------------------------------------------------- real time
+    @property
+    def rt_master(self) -> RTMaster:
+        """The real-time master (DSO cut pools) of the scheme in hand (:meth:`use_scheme`)."""
+        rtm = self.rt_masters.get(self._rt_key)
+        if rtm is None:
+            rtm = self.rt_masters[self._rt_key] = RTMaster(self.id, list(self.areas), keep=self.rt_cut_keep,
+                                                           max_age=self.rt_cut_max_age, solver=self.lp_solver)
+        return rtm
+
+    def use_scheme(self, scheme: str) -> None:
+        """Work with the DSO cut pools of ``scheme`` (the shared pools with ``share_cuts``)."""
+        self._rt_key = "shared" if self.share_cuts else str(scheme)
+
+    def trans_wind(self, scenario_set: str) -> np.ndarray | None:
+        """``(n_wind_T, S)`` the available output of the transmission-connected wind farms (MW), or ``None``."""
+        rs = self.trans_set()
+        if not rs.wind_ids:
+            return None
+        return np.maximum(np.vstack([self.wind[k][scenario_set] for k in rs.wind_ids]), 0.0)
+
     def trans_set(self) -> ResourceSet:
         rs = self.__dict__.get("_cache_rt_set")
         if rs is None:
@@ -276,8 +307,7 @@ class TSO(Agent):
         rs = self.trans_set()
         x_market = np.asarray(x_market, dtype=float)
         x_T = np.array([x_market[idx[k]] for k in rs.ids])
-        wind = (np.maximum(np.vstack([self.wind[k][rtm.scenario_set] for k in rs.wind_ids]), 0.0)
-                if rs.wind_ids else None)
+        wind = self.trans_wind(str(rtm.scenario_set))
         members = [self.area_members(d) for d in self.areas]
         x_e = [np.array([x_market[idx[k]] for k in m]) for m in members]
 
@@ -286,7 +316,8 @@ class TSO(Agent):
             bound = np.array([self.pcc_bound(b) for b in buses])
             return rtm.build(self.grid, rs, self.locations, buses, bound, K, voll=self.voll)
 
-        r, fixd, contribs = rtm.solve(rs, x_T, wind, x_e, build, iteration=iteration)
+        floors = [self.rt_lower_bounds.get(d, -1e9) for d in self.areas]
+        r, fixd, contribs = rtm.solve(rs, x_T, wind, x_e, build, iteration=iteration, floors=floors)
         self.n_lp_solves += 1
         self.lp_time += r.solve_time
         mu = np.zeros((mk.n, r.p.shape[1]))
@@ -299,41 +330,51 @@ class TSO(Agent):
         return r
 
     # ---------------------------------------------------------------- Benders steps
-    def start_iteration(self, scheme: str, iteration: int) -> MasterResult:
-        """Solve the master of ``scheme`` (and its level step) and open the in-sample real-time run of its decision."""
-        if scheme not in self.masters:
-            mst = self.make_master(scheme, self.probabilities("in_sample"))
-            if self.share_cuts:
-                for s, value, mu, xk in self.shared:
-                    mst.add_cut(s, value, mu, xk)
-            self.masters[scheme] = mst
+    def start_iteration(self, scheme: str, iteration: int) -> tuple[float, float]:
+        """Open the in-sample real-time run of iteration ``iteration`` of ``scheme``; returns the master's
+        ``(bound, objective)`` ($).
+
+        Iteration 1 takes the unconstrained day-ahead market clearing (an equilibrium with the caps
+        at P max, so a decision of every scheme); the DSOs' answers around it are the masters'
+        first cuts. Its bound is the clearing's ``-SW_DA`` (the least of every scheme's decisions)
+        plus the lower bounds of the real-time costs. Later iterations solve the scheme's master
+        (:meth:`JointMaster.solve_best`).
+        """
+        self.use_scheme(scheme)
+        S = self.n_scenarios.get("in_sample")
+        if S is None:
+            raise RuntimeError(f"{self.id}: no in-sample wind scenarios")
+        self.rt_master.select("in_sample", S, {d: len(self.area_members(d)) for d in self.areas})
+        if scheme not in self.incumbent:
             self.incumbent[scheme] = Incumbent()
-        mst = self.masters[scheme]
         k = int(iteration)
-        res = mst.solve(iteration=k)
-        inc = self.incumbent[scheme]
-        point = res
-        t_level = 0.0
-        if self.level > 0 and math.isfinite(inc.upper) and scheme in self.level_schemes:
-            level = res.bound + self.level * (inc.upper - res.bound)
-            try:
-                point = mst.solve_level(inc.x, level, iteration=k)
-                t_level = point.solve_time
-            except SolveError:  # the projection is only a stabiliser: fall back to the master's point
-                point = res
-                self.level_failures += 1
-        self.master_solutions.append({"scheme": scheme, "iteration": k, "x": point.x.copy(), "caps": point.caps.copy(),
-                                      "price": point.price, "objective": res.objective, "bound": res.bound,
-                                      "level_step": point is not res})
-        self._open_run(BENDERS, scheme, "in_sample", point.x, point.caps, point.price, iteration=k, master=res,
-                       t_level=t_level)
-        return res
+        if k <= 1:
+            da = self.clear_da()
+            price = da.price if scheme != "fc" else math.nan
+            bound = da.cost + self.trans_rt_lower_bound() + sum(self.rt_lower_bounds.values())
+            self.master_solutions.append({"scheme": scheme, "iteration": k, "x": da.x.copy(), "caps": da.upper.copy(),
+                                          "price": price, "objective": bound, "bound": bound,
+                                          "region": "market clearing", "lps": 0})
+            self._open_run(BENDERS, scheme, "in_sample", da.x, da.upper, price, iteration=k, bound=bound)
+            return bound, bound
+        if scheme not in self.masters:
+            self.masters[scheme] = self.make_master(scheme, self.probabilities("in_sample"))
+        mst = self.masters[scheme]
+        pools = [self.rt_master.pools[d] for d in self.areas]
+        res, bound = mst.solve_best(pools, self.trans_wind("in_sample"), self.rt_master.version, iteration=k)
+        self.master_solutions.append({"scheme": scheme, "iteration": k, "x": res.x.copy(), "caps": res.caps.copy(),
+                                      "price": res.price, "objective": res.value, "bound": bound,
+                                      "region": res.price, "lps": res.lps})
+        self._open_run(BENDERS, scheme, "in_sample", res.x, res.caps, res.price, iteration=k, master=res,
+                       bound=bound)
+        return bound, res.value
 
     def start_evaluation(self, scheme: str, scenario_set: str) -> None:
         """Open the real-time run of the incumbent of ``scheme`` on ``scenario_set``."""
         inc = self.incumbent.get(scheme)
         if inc is None or inc.x is None:
             raise RuntimeError(f"{self.id}: scheme {scheme} has no day-ahead decision to evaluate")
+        self.use_scheme(scheme)
         self._open_run(EVALUATE, scheme, scenario_set, inc.x, inc.caps, inc.price)
 
     def _open_run(self, mode: str, scheme: str, scenario_set: str, x: np.ndarray, caps: np.ndarray, price: float,
@@ -358,10 +399,16 @@ class TSO(Agent):
 
     def next_exchanges(self) -> np.ndarray:
         """``(E, S)`` PCC exchanges (MW) for the next round: the initial ones while the TSO holds no DSO cut for
-        every scenario (the warm-up round of a scenario set), else its real-time master's."""
+        every scenario (the warm-up round of a scenario set), the master's in the first round of an iteration
+        that solved one, else its real-time master's."""
         run = self._current()
-        if run.rt is None and not self.rt_master.has_cuts():
-            p = np.tile(self.initial_exchange(run.x)[:, None], (1, run.S))
+        if run.rt is None and run.master is not None:
+            m = run.master
+            run.rt = RTMasterResult(p=m.p, lower=m.lower, trans_cost=m.trans_cost, theta=m.theta,
+                                    mu=np.zeros((0, run.S)), flows=m.flows, shed=m.shed, solve_time=0.0)
+            p = m.p
+        elif run.rt is None and not self.rt_master.has_cuts():
+            p = self._first_exchanges(run)
         else:
             t0 = time.perf_counter()
             run.rt = self.rt_solve(run.x, iteration=run.iteration)
@@ -370,6 +417,19 @@ class TSO(Agent):
         run.rounds += 1
         run.seen[:] = False
         return p
+
+    def _first_exchanges(self, run: RealTimeRun) -> np.ndarray:
+        """``(E, S)`` the exchanges of the warm-up round of a set: in an evaluation of a scheme evaluated in sample
+        before, each scenario takes the final exchanges of the in-sample scenario with the nearest transmission wind
+        (its own data); else each area's day-ahead net demand (:meth:`initial_exchange`)."""
+        ins = self.evaluations.get(f"{run.scheme}:in_sample")
+        w = self.trans_wind(run.scenario_set)
+        w_in = self.trans_wind("in_sample")
+        if run.mode == EVALUATE and ins is not None and w is not None and w_in is not None and \
+                np.allclose(ins["x"], run.x):
+            d2 = ((w[:, :, None] - w_in[:, None, :]) ** 2).sum(axis=0)  # (S, S_in)
+            return np.asarray(ins["p"])[:, np.argmin(d2, axis=1)]
+        return np.tile(self.initial_exchange(run.x)[:, None], (1, run.S))
 
     def add_dso_cut(self, dso: str, s: int, coefficients: Mapping[str, float], constant: float, value: float) -> None:
         """A DSO's answer for scenario ``s``: a cut for the real-time master and its cost ``value`` ($) there."""
@@ -381,8 +441,8 @@ class TSO(Agent):
 
     def round_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(U, L)`` ``(S,)`` ($) once every DSO answered for every scenario: ``U_s`` the transmission cost plus the
-        DSOs' costs at the round's exchanges, ``L_s`` the real-time master's value. ``None`` after the warm-up round
-        (no real-time master solution to bound yet)."""
+        DSOs' costs at the round's exchanges, ``L_s`` the real-time model's value (the master's in the first round of
+        an iteration, then the real-time master's). ``None`` after the warm-up round (no solution to bound yet)."""
         run = self._current()
         if not run.seen.all():
             dsos = list(self.areas)
@@ -395,24 +455,13 @@ class TSO(Agent):
         return run.U, run.L
 
     def close_iteration(self) -> IterationFigures:
-        """Add one optimality cut per scenario to the master (value ``L_s``), update the incumbent (upper bound
-        ``-SW_DA + phi . U``) and close the run."""
+        """Update the incumbent with the iterate's upper bound ``-SW_DA + phi . U`` and close the run (the DSOs'
+        cuts are already in the master's pools)."""
         run = self._current()
-        if run.mode != BENDERS or run.rt is None or run.U is None or run.master is None:
+        if run.mode != BENDERS or run.rt is None or run.U is None:
             raise RuntimeError(f"{self.id}: no Benders iteration with real-time bounds to close")
-        scheme, x, r, res = run.scheme, run.x, run.rt, run.master
-        mst = self.masters[scheme]
-        S = run.S
-        phi = np.full(S, 1.0 / S)
-        for s in range(S):
-            mst.add_cut(s, float(r.lower[s]), r.mu[:, s], x)
-            if self.share_cuts:
-                self.shared.append((s, float(r.lower[s]), r.mu[:, s].copy(), x.copy()))
-        if self.share_cuts:
-            for other, m2 in self.masters.items():
-                if other != scheme:
-                    for s in range(S):
-                        m2.add_cut(s, float(r.lower[s]), r.mu[:, s], x)
+        scheme, x = run.scheme, run.x
+        phi = np.full(run.S, 1.0 / run.S)
         da_cost = self.market().cost(x)
         expected_rt = float(phi @ run.U)
         upper = da_cost + expected_rt
@@ -420,14 +469,15 @@ class TSO(Agent):
         if upper < inc.upper:
             self.incumbent[scheme] = Incumbent(upper, x.copy(), np.asarray(run.caps).copy(), run.price,
                                                int(run.iteration or 0), da_cost, run.U.copy())
+        m = run.master
         self.iterations.append({
             "scheme": scheme, "iteration": run.iteration,
-            "master_time_s": res.solve_time + run.t_level, "rt_master_time_s": run.rt_time,
-            "iteration_time_s": time.perf_counter() - run.t0 + res.solve_time + run.t_level,
-            "n_cuts": mst.n_cuts, "binaries": res.binaries,
+            "master_time_s": m.solve_time if m is not None else 0.0, "master_lps": m.lps if m is not None else 0,
+            "rt_master_time_s": run.rt_time, "iteration_time_s": time.perf_counter() - run.t0,
+            "n_cuts": self.rt_master.n_cuts, "price_level": run.price,
         })
         self.run = None
-        return IterationFigures(lower=res.bound, upper=upper, da_cost=da_cost, expected_rt=expected_rt,
+        return IterationFigures(lower=run.bound, upper=upper, da_cost=da_cost, expected_rt=expected_rt,
                                 price=run.price)
 
     def close_evaluation(self) -> dict[str, Any]:
@@ -436,12 +486,27 @@ class TSO(Agent):
         if run.mode != EVALUATE or run.rt is None or run.U is None or run.L is None:
             raise RuntimeError(f"{self.id}: no evaluation with real-time bounds to close")
         r = run.rt
+        rs = self.trans_set()
+        idx = self.market().index
+        x_T = np.array([run.x[idx[k]] for k in rs.ids])
+        avail = np.full((len(rs), run.S), np.nan)
+        w = self.trans_wind(run.scenario_set)
+        if w is not None:
+            avail[np.flatnonzero(rs.is_wind)] = w
         ev = {"scheme": run.scheme, "set": run.scenario_set, "x": run.x.copy(), "da_cost": self.market().cost(run.x),
               "U": run.U.copy(), "L": run.L.copy(),
               "rel_gap": (run.U - run.L) / np.maximum(1.0, np.abs(run.U)), "rounds": run.rounds,
               "flows": r.flows.copy(), "p": r.p.copy(), "shed_T": r.shed.copy(),
               "ratings": self.grid.ratings().copy(), "line_ids": [ln.id for ln in self.grid.lines],
-              "time_s": time.perf_counter() - run.t0, "D": run.D.copy(), "trans_cost": r.trans_cost.copy()}
+              "line_ends": [(ln.from_bus, ln.to_bus) for ln in self.grid.lines],
+              "time_s": time.perf_counter() - run.t0, "D": run.D.copy(), "trans_cost": r.trans_cost.copy(),
+              # the transmission side of the final real-time dispatch (MW)
+              "resources": list(rs.ids), "kinds": [str(k) for k in rs.kind],
+              "buses": [self.locations[k] for k in rs.ids], "x_T": x_T, "dispatch": r.dispatch, "up": r.up,
+              "down": r.down, "available": avail, "cost_up": rs.cost_up.copy(), "cost_down": rs.cost_down.copy(),
+              "shed_bus": r.shed_bus, "shed_buses": [self.grid.bus_ids[i] for i in (r.shed_rows if r.shed_rows is not None
+                                                                                  else [])],
+              "pcc": {d: self.areas[d] for d in self.areas}, "voll": self.voll}
         self.evaluations[f"{run.scheme}:{run.scenario_set}"] = ev
         self.run = None
         return ev

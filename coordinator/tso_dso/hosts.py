@@ -38,7 +38,8 @@ Payload layouts (MW, $/MWh; keys are resource ids unless said otherwise)
 Commands (``Command.action``)
 -----------------------------
 Participants: ``OFFER_DAY_AHEAD``, ``OFFER_REAL_TIME`` (with ``scenario_set``). DSOs:
-``SCENARIO_SET``, ``LOWER_BOUND``. TSO: ``SCENARIO_SET``; ``MASTER`` (scheme, iteration):
+``SCENARIO_SET`` (with ``scheme`` where it starts a scheme's run or evaluation: a DSO keeps
+its warm-up and solver weights per scheme and set), ``LOWER_BOUND``. TSO: ``SCENARIO_SET``; ``MASTER`` (scheme, iteration):
 master solve, answered with ``MasterBound`` and the DSOs' schedules; ``EVALUATE`` (scheme,
 set): the DSOs' schedules of the scheme's decision; ``REAL_TIME_ROUND``: the exchanges of
 the next round, whose cuts it answers with ``RealTimeBounds``; ``CLOSE_ITERATION``:
@@ -159,6 +160,7 @@ class _OfferBook:
 class AreaDSOHost(Host):
     """A distribution area's real-time operator: evaluates exchanges, answers with cuts."""
 
+    ANALYST_READS = ("report", "solution")
     agent: AreaDSO
 
     def __init__(self, agent: AreaDSO, tso: str, *, neighbours: int = 0, warmup: int = 5,
@@ -169,9 +171,11 @@ class AreaDSOHost(Host):
         self.neighbours = int(neighbours)
         self.warmup = int(warmup)
         self.scenario_set = "in_sample"
+        self.scheme = ""  # the scheme of the schedules and exchanges in hand ("" before any)
         self.offers = _OfferBook()
-        self.warm: set[str] = set()  # scenario sets it has warmed up
+        self.warm: set[tuple[str, str]] = set()  # (scheme, scenario set) it has warmed up
         self.last: dict[str, dict[str, Any]] = {}  # per scenario set: summary of the last evaluation
+        self.solutions: dict[str, dict[str, Any] | None] = {}  # per scenario set: the last evaluation's solution
         self.caps: dict[str, float] = {}
         self.price = math.nan
         self.evaluations = 0
@@ -182,6 +186,8 @@ class AreaDSOHost(Host):
             if isinstance(m, Command):
                 if m.action is Action.SCENARIO_SET:
                     self.scenario_set = _set(m)
+                    if m.scheme is not None:
+                        self.scheme = Scheme(m.scheme).value
                 elif m.action is Action.LOWER_BOUND:
                     lb = self.agent.rt_cost_lower_bound()
                     out.append(OptimalityCut(self.id, self.tso, self.round, scenario=-1, coefficients={},
@@ -203,16 +209,17 @@ class AreaDSOHost(Host):
     def _evaluate(self, p: np.ndarray) -> list[Message]:
         a = self.agent
         sset = self.scenario_set
+        ctx = (self.scheme, sset)
         cuts: list[tuple[int, dict[str, float], float, float]] = []
-        if sset not in self.warm and self.warmup > 0:  # its own first look at the set: cuts at a few exchanges
-            self.warm.add(sset)
-            for q in a.warmup_exchanges(self.warmup):
-                r = a.evaluate(np.full(p.size, q), sset, iteration=self.round)
-                cuts += a.cuts(r)
-        res = a.evaluate(p, sset, iteration=self.round)
+        res = a.evaluate(p, sset, iteration=self.round, context=ctx, keep_dispatch=True)
+        if ctx not in self.warm and self.warmup > 0:  # its own first look at the set: cuts at a few exchanges
+            self.warm.add(ctx)
+            warm = a.warmup_cuts(self.warmup, sset, p.size, iteration=self.round, context=(*ctx, "warm-up"))
+            cuts += [(s, coef, const, float(res.value[s])) for s, coef, const, _ in warm]
         cuts += a.cuts(res, neighbours=self.neighbours)
         self.evaluations += 1
         self.last[sset] = _summary(res)
+        self.solutions[sset] = res.solution
         return [OptimalityCut(self.id, self.tso, self.round, scenario=s, coefficients=coef, constant=const, value=val)
                 for s, coef, const, val in cuts]
 
@@ -221,6 +228,10 @@ class AreaDSOHost(Host):
         return {"last": self.last, "n_solves": a.n_solves, "solve_time": a.solve_time, "n_inaccurate": a.n_inaccurate,
                 "n_shifted": a.n_shifted, "n_wall": a.n_wall, "evaluations": self.evaluations, "caps": dict(self.caps),
                 "schedule": dict(a.schedule), "feeder": a.feeder.id}
+
+    def solution(self, sset: str) -> dict[str, Any] | None:
+        """The whole real-time solution of its last evaluation on ``sset`` (the analyst's read, after a run)."""
+        return self.solutions.get(sset)
 
 
 def _summary(r: AreaResult) -> dict[str, Any]:
@@ -296,9 +307,9 @@ class TSOHost(Host):
             self.scenario_set = _set(m)
             return []
         if m.action is Action.MASTER:
-            res = a.start_iteration(_scheme(m), m.iteration)
+            bound, objective = a.start_iteration(_scheme(m), m.iteration)
             return [MasterBound(self.id, COORDINATOR, self.round, scheme=m.scheme, iteration=m.iteration,
-                                lower=res.bound, objective=res.objective), *self._area_schedules()]
+                                lower=bound, objective=objective), *self._area_schedules()]
         if m.action is Action.EVALUATE:
             a.start_evaluation(_scheme(m), _set(m))
             return self._area_schedules()
@@ -356,8 +367,9 @@ class TSOHost(Host):
         a = self.agent
         return {"iterations": list(a.iterations), "incumbent": dict(a.incumbent),
                 "master_solutions": list(a.master_solutions), "evaluations": a.evaluations, "market": a.market(),
-                "lp_solves": a.n_lp_solves, "lp_time": a.lp_time, "level_failures": a.level_failures,
-                "rt_cuts_pruned": a.rt_master.pruned}
+                "lp_solves": a.n_lp_solves, "lp_time": a.lp_time,
+                "master_lps": {k: m.n_lps for k, m in a.masters.items()},
+                "rt_cuts_pruned": sum(r.pruned for r in a.rt_masters.values())}
 
     def evaluation(self, scheme: str, sset: str) -> dict[str, Any]:
         return self.agent.evaluations[f"{scheme}:{sset}"]

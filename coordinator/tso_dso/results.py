@@ -6,6 +6,7 @@ E[real-time cost]``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -53,10 +54,13 @@ class Evaluation:
     lower: np.ndarray  # (S,) the TSO's lower bound per scenario
     rounds: int
     congestion: dict[str, Any]
-    relaxation_gap: pd.DataFrame  # feeder, scenario, abs, rel
+    relaxation_gap: pd.DataFrame  # feeder, scenario, gap_mw2, gap_rel_rating (max over the feeder's lines)
     diagnostics: pd.DataFrame  # feeder, scenario, slack, v_min, v_max, losses, shed
     time_s: float
     pcc: np.ndarray  # (E, S)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # the real-time dispatch (outputs.py)
+    line_ids: list[str] = field(default_factory=list)  # TSO lines, in the order of congestion["per_line"]
+    ratings: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def welfare(self) -> np.ndarray:
@@ -81,6 +85,7 @@ class SchemeResult:
     price: float
     market: DAMarket
     time_s: float
+    scale: float = math.nan  # the stopping rule's welfare scale W ($)
     in_sample: Evaluation | None = None
     out_of_sample: Evaluation | None = None
     master_solutions: list[dict[str, Any]] = field(default_factory=list)
@@ -95,7 +100,8 @@ class SchemeResult:
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"scheme": self.scheme, "iterations": self.n_iterations, "converged": self.converged,
-                               "gap": self.gap, "lower": self.lower, "upper": self.upper, "time_s": self.time_s,
+                               "gap": self.gap, "lower": self.lower, "upper": self.upper, "welfare_scale": self.scale,
+                               "time_s": self.time_s,
                                "da_price": self.price, "da_welfare": self.da_welfare}
         if self.in_sample is not None:
             out.update({f"in_{k}": v for k, v in self.in_sample.stats().items()})
@@ -115,6 +121,7 @@ class LevelResult:
     schemes: dict[str, SchemeResult]
     time_s: float
     messages: list[dict]
+    congestion_margin: float = 10.5  # MW (the congestion metric's margin)
 
     def summary(self) -> pd.DataFrame:
         rows = []

@@ -8,6 +8,7 @@ every resource).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,16 +36,15 @@ class TSODSOConfig:
     ``inner_max_rounds``, ``inexact``) are applied by the protocol; the rest configures the agents."""
 
     schemes: tuple[str, ...] = SCHEMES
-    gap_tol: float = 1e-3  # relative gap (best upper bound vs master bound) at which Benders stops
+    gap_tol: float = 5e-5  # gap (best upper bound - master bound) / welfare scale at which Benders stops
     max_iterations: int = 100
     inner_tol: float = 1e-6  # relative gap per scenario at which the TSO <-> DSO loop has solved it
     oos_tol: float = 1e-5  # the same in the out-of-sample evaluation
     inner_max_rounds: int = 80
-    inexact: float = 0.1  # within Benders the inner loop may stop at this fraction of the outer gap
-    level: float = 0.5  # fc: level-bundle parameter
+    inexact: float = math.inf  # within Benders: rounds until sum phi (U - L) <= inexact x outer gap (inf: one round)
     neighbours: int = 0  # DSO cuts moved from neighbouring scenarios (0: only each scenario's own)
     warmup: int = 5  # exchanges a DSO evaluates on its first call for a scenario set
-    share_cuts: bool = False  # the cuts of Q_s(x) found by one scheme seed the others' masters
+    share_cuts: bool = False  # one pool of DSO cuts for all schemes (default: one per scheme, reproducible alone)
     rt_cut_keep: int | None = 24  # the TSO prunes stale DSO cuts of a scenario beyond this many (None: never)
     rt_cut_max_age: int = 8  # a DSO cut is stale after this many real-time master solves without a positive dual
     penalty_factor: float = DEFAULT_PENALTY_FACTOR  # DSO slack penalty = factor x VOLL
@@ -157,7 +157,7 @@ def make_hosts(case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig()) -> 
     t_nodes = {k: n for k, (g, n) in loc.items() if g == TRANSMISSION}
     areas = {d: (roles.pcc_id[d], case.feeders[f].pcc_bus, roles.area_of_dso[d]) for d, f in roles.dsos.items()}
     registry = {r.id: (r.kind, area_of[r.id]) for r in resources_from_case(case)}
-    tso = TSO(roles.tso, case.transmission, t_nodes, areas, registry, voll=voll, level=config.level,
+    tso = TSO(roles.tso, case.transmission, t_nodes, areas, registry, voll=voll,
               share_cuts=config.share_cuts, rt_cut_keep=config.rt_cut_keep, rt_cut_max_age=config.rt_cut_max_age)
     hosts.append(TSOHost(tso, roles.participants))
     return hosts, roles

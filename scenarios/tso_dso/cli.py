@@ -7,9 +7,11 @@ wind factors in ``linspace(0.05, 1.5, levels)`` (common random numbers), in para
 over levels, one result file per level (``--resume`` skips finished levels).
 
 Run folder: ``manifest.json``, Parquet tables (iterations, welfare, scenarios,
-dispatch, relaxation, exchanges, messages), the audit log(s) and PNG plots (Benders
-bounds per iteration, DSO caps against P max; for the sweep: expected welfare and
-congestion against wind penetration).
+dispatch, relaxation, exchanges, congestion, messages, and the real-time dispatch
+``rt_resources``, ``rt_shedding``, ``rt_voltages``, ``rt_feeder_lines``, ``rt_pcc``,
+``rt_transmission``: see the README), the audit log(s) and PNG plots (Benders bounds
+per iteration, DSO caps against P max; for the sweep: expected welfare and congestion
+against wind penetration).
 """
 from __future__ import annotations
 
@@ -38,10 +40,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--oos", type=int, default=300, help="out-of-sample wind scenarios (default: 300; 0: none)")
     p.add_argument("--schemes", default="pcc,cm,fc", help="comma-separated schemes among pcc, cm, fc")
     add_runtime_arguments(p)
-    p.add_argument("--gap", type=float, default=1e-3, help="Benders relative gap tolerance (default: 1e-3)")
+    p.add_argument("--gap", type=float, default=5e-5,
+                   help="Benders gap tolerance, relative to the welfare scale W (the day-ahead welfare of the "
+                        "unconstrained market clearing; default: 5e-5)")
     p.add_argument("--max-iterations", type=int, default=100, help="Benders iteration limit (default: 100)")
     p.add_argument("--share-cuts", action="store_true",
-                   help="the real-time cost cuts found by one scheme seed the next schemes' masters")
+                   help="one pool of DSO cuts for all schemes: faster, but a scheme's figures then depend on the "
+                        "schemes run before it (default: each scheme its own cuts)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

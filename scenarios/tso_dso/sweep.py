@@ -20,7 +20,7 @@ from ..registry import load_case
 from ..runs import RunFolder, file_mode
 from .cli import SWEEP_NAME, _common, _config, _console, _make_runtime, run_level
 from .plots import plot_sweep_caps, plot_sweep_congestion, plot_sweep_welfare
-from .tables import level_tables, summary_table
+from .tables import RT_TABLES, level_tables, summary_table
 from .wind import WindModel, wind_levels
 
 
@@ -196,7 +196,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         return 1
     welfare = pd.concat([pd.read_parquet(_level_file(folder.path, i)) for i in done], ignore_index=True)
     parts = {}
-    for name in ("iterations", "scenarios", "dispatch", "relaxation", "exchanges", "messages"):
+    for name in ("iterations", "scenarios", "dispatch", "relaxation", "exchanges", "congestion", "messages",
+                 *RT_TABLES):
         files = [folder.path / "levels" / f"level_{i:02d}_{name}.parquet" for i in done]
         frames = [pd.read_parquet(f) for f in files if f.exists()]
         if frames:

@@ -2,7 +2,9 @@
 
 Units: money in $, powers in MW (the case's power unit), welfare = day-ahead welfare minus
 the real-time cost of the scenario (positive = good); the relaxation gap of the branch-flow
-SOCP per feeder and scenario in MW^2 (absolute) and relative.
+SOCP per feeder and scenario in MW^2 (absolute) and relative to the line's rating squared.
+The real-time dispatch tables (``rt_*``) are described in ``coordinator/tso_dso/outputs.py``
+and, with a table per file, in the README.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from coordinator.tso_dso.outputs import TABLES as RT_TABLES
+
 from .wind import WindScenarios
 
 
@@ -19,7 +23,8 @@ def level_tables(level: Any, wind: WindScenarios, level_index: int = 0) -> dict[
     """The Parquet tables of one level."""
     tag = {"level": level_index, "factor": level.factor}
     summ = level.summary().assign(level=level_index)
-    iters, scen, disp, relax, exch = [], [], [], [], []
+    iters, scen, disp, relax, exch, cong = [], [], [], [], [], []
+    rt: dict[str, list[pd.DataFrame]] = {k: [] for k in RT_TABLES}
     for s, r in level.schemes.items():
         iters.append(r.iterations.assign(scheme=s, **tag))
         mk = r.market
@@ -41,11 +46,20 @@ def level_tables(level: Any, wind: WindScenarios, level_index: int = 0) -> dict[
             E, S = ev.pcc.shape
             exch.append(pd.DataFrame({"area": np.repeat(np.arange(1, E + 1), S), "scenario": np.tile(np.arange(S), E),
                                       "p_pcc": ev.pcc.reshape(-1)}).assign(scheme=s, set=ev.scenario_set, **tag))
+            if ev.line_ids:
+                cong.append(pd.DataFrame({"line": ev.line_ids, "rating_mw": ev.ratings,
+                                          "probability": ev.congestion["per_line"]}).assign(
+                    scheme=s, set=ev.scenario_set, margin_mw=level.congestion_margin, **tag))
+            for k in RT_TABLES:
+                if len(ev.tables.get(k, ())):
+                    rt[k].append(ev.tables[k].assign(**tag))
     return {"welfare": summ, "iterations": pd.concat(iters, ignore_index=True),
             "scenarios": pd.concat(scen, ignore_index=True) if scen else pd.DataFrame(),
             "dispatch": pd.concat(disp, ignore_index=True), "relaxation": pd.concat(relax, ignore_index=True),
             "exchanges": pd.concat(exch, ignore_index=True) if exch else pd.DataFrame(),
-            "messages": pd.DataFrame(level.messages).assign(**tag)}
+            "congestion": pd.concat(cong, ignore_index=True) if cong else pd.DataFrame(),
+            "messages": pd.DataFrame(level.messages).assign(**tag),
+            **{k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in rt.items()}}
 
 
 def summary_table(df: pd.DataFrame, title: str) -> Any:
