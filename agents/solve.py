@@ -19,6 +19,11 @@ status it does not know) counts as a failed attempt; it is never swallowed: eith
 later attempt succeeds, and :class:`Solved` says which solver produced the result, or
 the error names every failure.
 
+Every result is recorded in the active :class:`SolveLedger`, if one is active
+(:func:`recording`): the host of an agent keeps one per agent and activates it while it
+handles messages, so a run can report which solver, with which status and after how many
+attempts, produced each result of each agent (the run folder's ``solves`` table).
+
 The status policy (:data:`OPTIMAL`, :data:`INACCURATE`, :data:`INFEASIBLE`) is defined
 here once; no other module compares status strings of its own.
 
@@ -32,16 +37,19 @@ Two recipes cover the project:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import warnings
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import cvxpy as cp
 
 from .base import SolveError
 
 __all__ = ["OPTIMAL", "INACCURATE", "INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED", "Attempt", "Solved", "solve",
-           "solve_conic", "solve_lp", "check_status", "is_solved", "CONIC_RETRIES"]
+           "solve_conic", "solve_lp", "check_status", "is_solved", "CONIC_RETRIES", "SolveLedger", "recording"]
 
 #: the status of a solution that is used as is
 OPTIMAL = "optimal"
@@ -80,6 +88,47 @@ class Solved:
         return self.status == OPTIMAL
 
 
+class SolveLedger:
+    """Which solver produced each result: counts per (agent, problem, iteration, solver, status, attempt).
+
+    ``attempt`` is the 0-based position of the attempt that gave the result in the list tried
+    (0: the first choice; > 0: a fallback solver or setting). ``iteration`` is -1 where the
+    caller names none. Plain data: it pickles with its host's snapshot.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str, int, str, str, int]] = Counter()
+
+    def record(self, agent: str, problem: str, iteration: int | None, solved: "Solved") -> None:
+        it = -1 if iteration is None else int(iteration)
+        self.counts[(agent, problem, it, solved.solver, solved.status, int(solved.attempt))] += 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per key: agent, problem, iteration, solver, status, attempt, count."""
+        keys = ("agent", "problem", "iteration", "solver", "status", "attempt")
+        return [dict(zip(keys, k), count=n) for k, n in sorted(self.counts.items())]
+
+
+_LEDGER: contextvars.ContextVar[SolveLedger | None] = contextvars.ContextVar("solve_ledger", default=None)
+
+
+@contextlib.contextmanager
+def recording(ledger: SolveLedger) -> Iterator[SolveLedger]:
+    """Record every :func:`solve` result made inside the block in ``ledger``."""
+    token = _LEDGER.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _LEDGER.reset(token)
+
+
+def _done(agent: str, problem: str, iteration: int | None, solved: "Solved") -> "Solved":
+    ledger = _LEDGER.get()
+    if ledger is not None:
+        ledger.record(agent, problem, iteration, solved)
+    return solved
+
+
 def is_solved(status: str, *, accept_inaccurate: bool = True) -> bool:
     """Does ``status`` carry a usable solution under the project's policy?"""
     return status == OPTIMAL or (accept_inaccurate and status == INACCURATE)
@@ -115,17 +164,18 @@ def solve(prob: cp.Problem, attempts: Sequence[Attempt], agent: str, problem: st
         if st is None:
             continue
         if st == OPTIMAL or st in stop_on:
-            return Solved(a.solver, st, i)
+            return _done(agent, problem, iteration, Solved(a.solver, st, i))
         if st == INACCURATE and inaccurate is None:
             inaccurate = i
         errors.append(f"{a.solver}: {st}")
     if accept_inaccurate and inaccurate is not None and inaccurate == len(attempts) - 1:
-        return Solved(attempts[inaccurate].solver, INACCURATE, inaccurate)  # its values are still in place
+        # its values are still in place
+        return _done(agent, problem, iteration, Solved(attempts[inaccurate].solver, INACCURATE, inaccurate))
     if accept_inaccurate and inaccurate is not None:  # solve again with the attempt that gave it
         a = attempts[inaccurate]
         st = _try(prob, a, errors)
         if st is not None and is_solved(st):
-            return Solved(a.solver, st, inaccurate)
+            return _done(agent, problem, iteration, Solved(a.solver, st, inaccurate))
     status = errors[-1].split(": ", 1)[-1] if errors else "not solved"
     raise SolveError(agent, problem, "not solved" if len(attempts) > 1 else status, iteration=iteration,
                      detail="; ".join(errors))

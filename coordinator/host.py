@@ -14,6 +14,7 @@ import pickle
 from typing import Any
 
 from agents.base import Agent
+from agents.solve import SolveLedger, recording
 
 from .messages import Message
 
@@ -22,11 +23,12 @@ class Host:
     """Base host: ``handle(batch) -> replies``; snapshot/restore; ``report()``.
 
     ``ANALYST_READS``: the read-only methods the analyst channel may call
-    (``runtime.analyst.read(agent, what)``); ``area``: the agent's area (None: none), for
-    policies that scope roles to areas.
+    (``runtime.analyst.read(agent, what)``); ``solves`` (the agent's solver ledger) is
+    readable on every host. ``area``: the agent's area (None: none), for policies that scope
+    roles to areas.
     """
 
-    ANALYST_READS: tuple[str, ...] = ("report",)
+    ANALYST_READS: tuple[str, ...] = ("report", "solves")
 
     def __init__(self, agent: Agent, peers: dict[str, list[str]] | None = None) -> None:
         self.agent = agent
@@ -34,6 +36,7 @@ class Host:
         self.round = 0
         area = getattr(agent, "area", None)
         self.area: int | None = None if area is None else int(area)
+        self.ledger = SolveLedger()  # which solver produced each of the agent's results
 
     @property
     def id(self) -> str:
@@ -53,13 +56,21 @@ class Host:
         """Replies carry the next round number: one round per hop of the protocol."""
         if messages:
             self.round = max(m.round for m in messages) + 1
-        return self._handle(messages)
+        if not hasattr(self, "ledger"):  # a host restored from a snapshot taken before ledgers existed
+            self.ledger = SolveLedger()
+        with recording(self.ledger):
+            return self._handle(messages)
 
     def _handle(self, messages: list[Message]) -> list[Message]:
         raise NotImplementedError
 
     def report(self) -> dict[str, Any]:
         return {}
+
+    def solves(self) -> list[dict[str, Any]]:
+        """The agent's solver ledger so far: see :class:`agents.solve.SolveLedger` (the analyst's read)."""
+        ledger = getattr(self, "ledger", None)
+        return [] if ledger is None else ledger.rows()
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self)

@@ -35,6 +35,12 @@ def test_tso_dso_run_folder(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["scenario"] == "tso-dso"
     assert "E[SW]" in p.stdout
     _check_realtime_tables(out, sc)
+    # which solver produced each result: every agent role that solves, with its problems and iterations
+    sv = pd.read_parquet(out / "solves.parquet")
+    assert {"role", "agent", "problem", "iteration", "solver", "status", "attempt", "count"} <= set(sv)
+    assert {"tso_dso.tso", "tso_dso.dso"} <= set(sv["role"]) and (sv["count"] > 0).all()
+    assert {"fc master LP", "real-time master LP", "area real-time SOCP"} <= set(sv["problem"])
+    assert "solves:" in p.stdout
 
 
 def _check_realtime_tables(out: Path, sc: pd.DataFrame) -> None:

@@ -46,12 +46,14 @@ import numpy as np
 import pandas as pd
 
 from agents.base import InfeasibleSetup
+from agents.solve import recording
 from network.model import Case
 
 from ..benders import IterationLog, StoppingRule
 from ..boundary import COORDINATOR
 from ..messages import Accept, Action, Command, FeasibilityCut, Injections, Losses, Offer
 from ..runtime import Runtime
+from ..solves import SolverTally
 from .analysis import Analyst, settlement_frame
 from .policy import TES_POLICY
 from .schema import dims
@@ -80,6 +82,7 @@ class DayResult:
     network_check: str = "linear"
     losses: pd.DataFrame | None = None  # per hour: MG purchase, import (LinDist3Flow, OpenDSS), losses
     opendss_solves: int = 0  # AC power flows run by the TES operator this day
+    solves: pd.DataFrame | None = None  # which solver produced each result (coordinator/solves.py)
 
     @property
     def objective_gap(self) -> float:
@@ -118,6 +121,7 @@ class TESProtocol:
         converged, reason = False, ""
         self._cut_families: dict[int, set[str]] = {}
         solves0 = self._operator_solves()
+        tally = SolverTally(self.rt)
         for it in range(1, self.config.max_iterations + 1):
             try:
                 inj = [m for m in self.rt.exchange(pending) if isinstance(m, Injections)]
@@ -168,7 +172,8 @@ class TESProtocol:
         # Benchmarks and analysis: the analyst's view (sees everything; no messages involved)
         tb = time.perf_counter()
         solves = self._operator_solves() - solves0
-        unconstrained, central = self.analyst.benchmarks(offers, centralized=benchmarks, final=final)
+        with recording(tally.analyst):
+            unconstrained, central = self.analyst.benchmarks(offers, centralized=benchmarks, final=final)
         voltages = self.analyst.voltages(unconstrained, final)
         losses = self.analyst.losses(final)
         t_bench = time.perf_counter() - tb
@@ -177,7 +182,8 @@ class TESProtocol:
                          voltages=voltages, violations_unconstrained=self.analyst.violations(unconstrained),
                          settlement=settlement_frame(self.rt, r, final), wall_time_s=t_protocol,
                          timings={"protocol_s": t_protocol, "benchmarks_s": t_bench},
-                         network_check=self.config.network_check, losses=losses, opendss_solves=solves)
+                         network_check=self.config.network_check, losses=losses, opendss_solves=solves,
+                         solves=tally.frame())
 
     def _operator_solves(self) -> int:
         """OpenDSS power flows the TES operator has run so far (from its published check records)."""

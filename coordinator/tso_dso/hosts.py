@@ -160,7 +160,7 @@ class _OfferBook:
 class AreaDSOHost(Host):
     """A distribution area's real-time operator: evaluates exchanges, answers with cuts."""
 
-    ANALYST_READS = ("report", "solution")
+    ANALYST_READS = (*Host.ANALYST_READS, "solution")
     agent: AreaDSO
 
     def __init__(self, agent: AreaDSO, tso: str, *, neighbours: int = 0, warmup: int = 5,
@@ -248,7 +248,7 @@ class TSOHost(Host):
     """The TSO: collects offers, takes the Benders steps it is commanded, talks to the DSOs, reports its bounds."""
 
     agent: TSO
-    ANALYST_READS = ("report", "evaluation", "market")
+    ANALYST_READS = (*Host.ANALYST_READS, "evaluation", "market")
 
     def __init__(self, agent: TSO, participants: Mapping[str, str]) -> None:
         super().__init__(agent)

@@ -100,6 +100,7 @@ from ..boundary import COORDINATOR
 from ..messages import (Action, Command, IterationBounds, MasterBound, Message, RealTimeBounds, ScenarioSet,
                         Scheme)
 from ..runtime import Runtime
+from ..solves import SolverTally
 from .policy import TSO_DSO_POLICY
 from .outputs import realtime_tables
 from .schema import dims
@@ -327,6 +328,7 @@ class TSODSOProtocol:
 
     def run_level(self) -> LevelResult:
         t0 = time.perf_counter()
+        tally = SolverTally(self.rt)
         res = self.run()
         w = self.wind
         pen_in = float(np.asarray(w.in_sample).sum(axis=0).mean() / w.total_demand)
@@ -334,7 +336,7 @@ class TSODSOProtocol:
         pen_oos = float(oos.sum(axis=0).mean() / w.total_demand) if oos.shape[1] else math.nan
         return LevelResult(factor=float(w.factor), penetration_in=pen_in, penetration_oos=pen_oos, schemes=res,
                            time_s=time.perf_counter() - t0, messages=self.rt.boundary.summary(),
-                           congestion_margin=self.config.congestion_margin)
+                           congestion_margin=self.config.congestion_margin, solves=tally.frame())
 
 
 def _with_diagnostics(frame: pd.DataFrame, diagnostics: list[dict[str, Any]]) -> pd.DataFrame:

@@ -122,6 +122,7 @@ class LevelResult:
     time_s: float
     messages: list[dict]
     congestion_margin: float = 10.5  # MW (the congestion metric's margin)
+    solves: pd.DataFrame | None = None  # which solver produced each result (coordinator/solves.py)
 
     def summary(self) -> pd.DataFrame:
         rows = []

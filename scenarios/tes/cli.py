@@ -17,6 +17,7 @@ from coordinator.boundary import Boundary
 from coordinator.tes.protocol import DayResult
 from coordinator.tes.setup import TESConfig, check_case
 from coordinator.simulation import TESMarketModel
+from coordinator.solves import summary as solves_summary
 from network.errors import CaseError
 
 from ..registry import load_case
@@ -136,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
             boundary.close()
     write_results(folder, model, boundary)
     console.print(summary_table(model, t_start))
+    solves = [r.solves for r in model.results if r.solves is not None]
+    console.print(solves_summary(pd.concat(solves) if solves else None) + " (solves.parquet)")
     console.print(f"run folder: {folder.path}")
     return 0 if all(r.converged for r in model.results) else 1
 
@@ -149,7 +152,7 @@ def _hourly(day: int, d: dict[str, np.ndarray], name: str, value: str) -> pd.Dat
 
 
 def tables(model: TESMarketModel, boundary: Boundary) -> dict[str, pd.DataFrame]:
-    it, prices, dispatch, volt, settle, bench, gap, losses = [], [], [], [], [], [], [], []
+    it, prices, dispatch, volt, settle, bench, gap, losses, solves = [], [], [], [], [], [], [], [], []
     for r in model.results:
         it.append(r.iterations.assign(day=r.day))
         s = r.solution
@@ -161,6 +164,8 @@ def tables(model: TESMarketModel, boundary: Boundary) -> dict[str, pd.DataFrame]
         if r.losses is not None:
             losses.append(r.losses.assign(day=r.day))
         settle.append(r.settlement.assign(day=r.day))
+        if r.solves is not None:
+            solves.append(r.solves.assign(day=r.day))
         row = {"day": r.day, "decomposed_objective": s.objective, "iterations": len(r.iterations),
                "unconstrained_objective": r.unconstrained.objective, "converged": r.converged,
                "wall_time_s": r.wall_time_s, "network_check": r.network_check, "opendss_solves": r.opendss_solves}
@@ -179,6 +184,8 @@ def tables(model: TESMarketModel, boundary: Boundary) -> dict[str, pd.DataFrame]
         out["mccormick_gap"] = pd.concat(gap, ignore_index=True)
     if losses:
         out["losses"] = pd.concat(losses, ignore_index=True)
+    if solves:
+        out["solves"] = pd.concat(solves, ignore_index=True)
     return out
 
 

@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
                                                  f"(penetration {level.penetration_in:.2f} in sample)"))
     if bench is not None:
         console.print(bench.to_string(index=False))
+    from coordinator.solves import summary as solves_summary
+    console.print(solves_summary(level.solves) + " (solves.parquet)")
     console.print(f"total {time.perf_counter() - t0:.1f} s on the {args.runtime} runtime; run folder: {folder.path}")
     return 0 if all(r.converged for r in level.schemes.values()) else 1
 

@@ -59,6 +59,7 @@ def level_tables(level: Any, wind: WindScenarios, level_index: int = 0) -> dict[
             "exchanges": pd.concat(exch, ignore_index=True) if exch else pd.DataFrame(),
             "congestion": pd.concat(cong, ignore_index=True) if cong else pd.DataFrame(),
             "messages": pd.DataFrame(level.messages).assign(**tag),
+            "solves": (level.solves if level.solves is not None else pd.DataFrame()).assign(**tag),
             **{k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in rt.items()}}
 
 
