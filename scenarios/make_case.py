@@ -16,7 +16,8 @@ Two kinds (``--protocol``):
   spread over 16.93-22.52 $/MWh, regulation prices and demand bids drawn from the ranges of
   ``tso24_dso5`` (``OFFER_RANGES``); feeder resources keep the source feeder's prices. ``--wind-farms``
   wind farms (kind ``wind``, ``p_max`` 0: the scenario generator gives their output from
-  ``mean_share``, summing to 1) go on random transmission buses and feeder nodes, with random
+  ``mean_share``, summing to 1) go on random transmission buses and feeder nodes (the source
+  feeders' own wind farms are left out), with random
   coordinates (km/100 as in the source) and the wind parameters of ``tso24_dso5``.
 - ``tes``: ``--feeders N`` copies of a ``tes`` feeder case (``--feeder``, default ``tes_feeder``),
   feeders ``LV<k>`` with owners ``TESO<k>`` (dso), ``LA<k>``, ``DERM<k>`` (area k) and one shared
@@ -192,7 +193,8 @@ def make_tso_dso(transmission: Case, feeders: list[tuple[Case, Feeder]], n: int,
         feeder, ren = _copy_feeder(src, fid, pcc, factor * to_mw, pcc, prefix=f"{fid}_")
         new_feeders.append(feeder)
         owners += [Owner(f"DSO{k}", "dso", k), Owner(f"DERM{k}", "der_manager", k), Owner(f"LA{k}", "load_aggregator", k)]
-        for u in (u for u in src_case.units if u.grid == src.id and u.kind != "main_grid"):
+        # the source feeder's wind farms are left out: --wind-farms places the case's farms
+        for u in (u for u in src_case.units if u.grid == src.id and u.kind not in ("main_grid", "wind")):
             units.append(dataclasses.replace(u, id=f"{u.id}_{fid}", owner=f"DERM{k}", grid=fid, node=ren[u.node],
                                              p_min=u.p_min * factor * to_mw, p_max=u.p_max * factor * to_mw,
                                              q_min=u.q_min * factor * to_mw, q_max=u.q_max * factor * to_mw,
@@ -326,7 +328,11 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "tso-dso":
         from coordinator.tso_dso.setup import Roles
 
+        from scenarios.tso_dso.wind import WindModel
+
         Roles.of(back)
+        if args.wind_farms:
+            WindModel.from_case(back)  # the wind farms' data (positions, shares) as the scenario generator needs
     else:
         from coordinator.tes.setup import check_case
 
