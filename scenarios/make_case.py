@@ -20,7 +20,8 @@ Two kinds (``--protocol``):
   feeders' own wind farms are left out), with random
   coordinates (km/100 as in the source) and the wind parameters of ``tso24_dso5``.
 - ``tes``: ``--feeders N`` copies of a ``tes`` feeder case (``--feeder``, default ``tes_feeder``),
-  feeders ``LV<k>`` with owners ``TESO<k>`` (dso), ``LA<k>``, ``DERM<k>`` (area k) and one shared
+  feeders ``LV<k>`` with owners ``TESO<k>`` (dso), ``LA<k>``, ``DERM<k>`` (area k; with several DER managers
+  in the source, e.g. ``tes_competition``, ``<manager>_LV<k>``) and one shared
   main grid ``MG`` that owns one supply point ``MG_LV<k>`` per feeder at the same LMP profile.
   Each copy's customer baselines and peaks are scaled by ``U(1 - spread, 1 + spread)`` and its DER
   ratings and availability by another such factor (seeded); feeders are independent.
@@ -247,21 +248,23 @@ def make_tes(base: Case, n: int, *, seed: int = 0, spread: float = 0.2, name: st
             shared.add(str(base.param(key)))
     new_prof = {c: v for c, v in prof.items() if c in shared}
     owners = [Owner("MG", "main_grid")]
+    src_ders = base.owners_with_role("der_manager")
     feeders, units, loads, readme = [], [], [], []
     for k in range(1, n + 1):
         fid = f"LV{k}"
         f_load, f_der = (float(rng.uniform(1 - spread, 1 + spread)) for _ in range(2))
         feeder, ren = _copy_feeder(src, fid, src.head, 1.0, None)
         feeders.append(feeder)
+        derm = {o.id: (f"DERM{k}" if len(src_ders) == 1 else f"{o.id}_{fid}") for o in src_ders}
         owners += [Owner(f"TESO{k}", "dso", k), Owner(f"LA{k}", "load_aggregator", k),
-                   Owner(f"DERM{k}", "der_manager", k)]
+                   *(Owner(m, "der_manager", k) for m in derm.values())]
         units.append(dataclasses.replace(mg_unit, id=f"MG_{fid}", owner="MG", grid=fid, row=None))
         for u in (u for u in base.units if u.kind != "main_grid"):
             av = None
             if u.avail_profile:
                 av = f"{u.avail_profile}_{fid}"
                 new_prof[av] = prof[u.avail_profile] * f_der
-            units.append(dataclasses.replace(u, id=f"{u.id}_{fid}", owner=f"DERM{k}", grid=fid, p_max=u.p_max * f_der,
+            units.append(dataclasses.replace(u, id=f"{u.id}_{fid}", owner=derm[u.owner], grid=fid, p_max=u.p_max * f_der,
                                              avail_profile=av, row=None))
         for d in base.loads:
             bl, al = f"{d.baseline_profile}_{fid}", f"{d.alpha_profile}_{fid}"
