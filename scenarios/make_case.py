@@ -131,7 +131,8 @@ def _copy_feeder(f: Feeder, fid: str, head: str, rating_scale: float, pcc: str |
              for n in f.nodes]
     lines = []
     for ln in f.lines:
-        new_id = f"L{ren[ln.from_node]}-{ren[ln.to_node]}" if ln.from_node == f.head else f"{prefix}{ln.id}"
+        new_id = f"L{ren[ln.from_node]}-{ren[ln.to_node]}" if ln.from_node == f.head and head != f.head \
+            else f"{prefix}{ln.id}"
         lines.append(dataclasses.replace(ln, id=new_id, from_node=ren[ln.from_node], to_node=ren[ln.to_node],
                                          s_max=ln.s_max * rating_scale, p_max=ln.p_max * rating_scale,
                                          q_max=ln.q_max * rating_scale, row=None))
