@@ -184,7 +184,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return audit(args.run_folder, quiet=args.quiet)
 
 
+def _import_args(p: argparse.ArgumentParser) -> None:
+    from scenarios.import_case import add_arguments
+
+    add_arguments(p)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from scenarios.import_case import run
+
+    return run(args)
+
+
+def _make_case_args(p: argparse.ArgumentParser) -> None:
+    from scenarios.make_case import add_arguments
+
+    add_arguments(p)
+
+
+def cmd_make_case(args: argparse.Namespace) -> int:
+    from scenarios.make_case import run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Command] = {
+    "import": Command("a MATPOWER file or a pandapower network as a case folder", _import_args, cmd_import),
+    "make-case": Command("a T&D case from a transmission grid and N copies of feeders (tso-dso), or N tes feeders",
+                         _make_case_args, cmd_make_case),
     "study": Command("a strategic study from a TOML file (scenarios/studies/): days in the Mesa shell, market-power "
                      "metrics, Parquet tables and plots (--resume)", _study_args, cmd_study),
     "cases": Command("list the built-in cases", _cases_args, cmd_cases),

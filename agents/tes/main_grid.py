@@ -1,4 +1,8 @@
-"""The main grid (upstream supplier): sells at the locational marginal price (LMP)."""
+"""The main grid (upstream supplier): sells at the locational marginal price (LMP).
+
+On a case with several feeders it has one supply point per feeder head (``unit_ids``), all at
+the same LMP: a price-taker outside option for every feeder's load aggregator.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -17,25 +21,37 @@ class MainGrid(Agent):
 
     role = "tes.main_grid"
 
-    def __init__(self, agent_id: str, lmp: np.ndarray, unit_id: str = "MG") -> None:
+    def __init__(self, agent_id: str, lmp: np.ndarray, unit_id: str = "MG", *, unit_ids: tuple[str, ...] = ()) -> None:
         super().__init__(agent_id)
         self.lmp = np.array(lmp, dtype=float)
         self.unit_id = unit_id
+        self.unit_ids = tuple(unit_ids) or (unit_id,)
         self.sold = np.zeros_like(self.lmp)
+        self.sold_by_unit = {u: np.zeros_like(self.lmp) for u in self.unit_ids}
 
     @classmethod
     def from_case(cls, case: Case, owner_id: str) -> "MainGrid":
-        (unit,) = case.units_of(owner_id)
-        return cls(owner_id, case.profile(unit.price_profile), unit.id)
+        units = case.units_of(owner_id)
+        lmp = case.profile(units[0].price_profile)
+        for u in units[1:]:
+            if not np.array_equal(case.profile(u.price_profile), lmp):
+                raise ValueError(f"the main grid's supply points must share one LMP; {u.id} differs")
+        return cls(owner_id, lmp, units[0].id, unit_ids=tuple(u.id for u in units))
 
     def public_ids(self) -> frozenset[str]:
-        return frozenset({self.unit_id})
+        return frozenset(self.unit_ids)
 
     def offers(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {self.unit_id: (self.lmp.copy(), np.full_like(self.lmp, np.inf))}
+        return {u: (self.lmp.copy(), np.full_like(self.lmp, np.inf)) for u in self.unit_ids}
 
     def deliver(self, quantities: dict[str, np.ndarray]) -> None:
-        self.sold = np.asarray(quantities.get(self.unit_id, np.zeros_like(self.lmp)), dtype=float)
+        for u, q in quantities.items():
+            if u in self.sold_by_unit:
+                self.sold_by_unit[u] = np.asarray(q, dtype=float)
+        self.sold = sum(self.sold_by_unit.values())
 
     def settlement(self) -> dict[str, float]:
-        return {"energy": float(self.sold.sum()), "revenue": float(self.sold @ self.lmp)}
+        """Totals over the supply points, and ``by_unit``: energy and revenue of each."""
+        return {"energy": float(self.sold.sum()), "revenue": float(self.sold @ self.lmp),
+                "by_unit": {u: {"energy": float(q.sum()), "revenue": float(q @ self.lmp)}
+                            for u, q in self.sold_by_unit.items()}}

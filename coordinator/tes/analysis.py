@@ -126,6 +126,7 @@ def settlement_frame(rt: Runtime, roles: Roles, sol: LASolution) -> pd.DataFrame
     rows += [("customer", c, "surplus", v) for c, v in st["customer_surplus"].items()]
     rows += [("customer", c, "energy_kwh", float(np.sum(p))) for c, p in sol.loads.items()]
     mg = rt.analyst.read(roles.main_grid, "report")["settlement"]
+    mg = mg.get("by_unit", {}).get(roles.mg_unit, mg)  # several feeders: this feeder's supply point
     rows += [("main_grid", roles.main_grid, "energy_kwh", mg["energy"]),
              ("main_grid", roles.main_grid, "revenue", mg["revenue"])]
     return pd.DataFrame(rows, columns=["role", "participant", "item", "value"])

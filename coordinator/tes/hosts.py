@@ -29,7 +29,15 @@ def _of(messages: list[Message], kind: type[Message]) -> list[Any]:
 
 
 class MainGridHost(Host):
+    """The main grid. ``unit_of`` (several feeders): load aggregator -> the supply point at its feeder's head;
+    each load aggregator is offered that one only (default: every supply point)."""
+
     agent: MainGrid
+
+    def __init__(self, agent: MainGrid, peers: dict[str, list[str]] | None = None,
+                 unit_of: dict[str, str] | None = None) -> None:
+        super().__init__(agent, peers)
+        self.unit_of = dict(unit_of or {})
 
     def _handle(self, messages: list[Message]) -> list[Message]:
         out: list[Message] = []
@@ -38,11 +46,14 @@ class MainGridHost(Host):
                 lmp = self.agent.lmp
                 out += [PriceSignal(self.id, d, self.round, product="lmp", prices={self.agent.unit_id: lmp})
                         for d in self.peers.get("der_manager", [])]
-                prices = {k: v[0] for k, v in self.agent.offers().items()}
-                # an unlimited quantity (+inf) is sent as no quantity (Offer.quantity)
-                qty = {k: v[1] for k, v in self.agent.offers().items() if np.isfinite(v[1]).all()}
-                out += [Offer(self.id, la, self.round, product=Product.DAY_AHEAD, prices=prices, quantities=qty)
-                        for la in self.peers.get("load_aggregator", [])]
+                offers = self.agent.offers()
+                for la in self.peers.get("load_aggregator", []):
+                    mine = {k: v for k, v in offers.items() if la not in self.unit_of or k == self.unit_of[la]}
+                    prices = {k: v[0] for k, v in mine.items()}
+                    # an unlimited quantity (+inf) is sent as no quantity (Offer.quantity)
+                    qty = {k: v[1] for k, v in mine.items() if np.isfinite(v[1]).all()}
+                    out.append(Offer(self.id, la, self.round, product=Product.DAY_AHEAD, prices=prices,
+                                     quantities=qty))
         for m in _of(messages, Schedule):
             self.agent.deliver(dict(m.quantities))
         return out

@@ -3,7 +3,11 @@
 The coordinator drives the day with :class:`Command` messages (``OPEN`` to the main grid, ``CLOSE``
 to the load aggregator, ``END_OF_DAY`` to the DER managers). The schemas (shapes from the day's
 hours) are in :mod:`coordinator.tes.schema`; :func:`~coordinator.tes.schema.dims` gives a run's
-dimensions (``boundary.use(TES_POLICY, dims(case))``).
+dimensions (``boundary.use(TES_POLICY, dims(case))``). On a case with several feeders each feeder's
+DER managers, load aggregator and TES operator share an area of their own (``area_scoped``): a DER
+manager of one feeder cannot offer to, or be scheduled by, another feeder's load aggregator, nor a
+load aggregator talk to another feeder's operator. The main grid, shared by the feeders, is not
+scoped.
 """
 from __future__ import annotations
 
@@ -26,4 +30,6 @@ TES_POLICY = Policy("tes", {
     (LOAD_AGGREGATOR, MAIN_GRID): frozenset({Schedule}),
     (LOAD_AGGREGATOR, OPERATOR): frozenset({Injections}),
     (OPERATOR, LOAD_AGGREGATOR): frozenset({FeasibilityCut, Accept, Losses}),  # Losses: --network-check ac
-}, coordinator_types=frozenset({Command}), schemas=schemas(COMMANDS))
+}, coordinator_types=frozenset({Command}), schemas=schemas(COMMANDS),
+    # a feeder's DER managers, load aggregator and TES operator talk within their feeder's area only
+    area_scoped=frozenset({(DER_MANAGER, LOAD_AGGREGATOR), (LOAD_AGGREGATOR, OPERATOR)}))

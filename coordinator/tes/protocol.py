@@ -57,7 +57,7 @@ from ..solves import SolverTally
 from .analysis import Analyst, settlement_frame
 from .policy import TES_POLICY
 from .schema import dims
-from .setup import Roles, TESConfig, make_hosts, prepare_case
+from .setup import TESConfig, feeder_roles, make_hosts, prepare_case
 
 __all__ = ["DayResult", "TESProtocol"]
 
@@ -101,14 +101,28 @@ class TESProtocol:
         self.config = config
         self.rt = runtime
         runtime.boundary.use(TES_POLICY, dims(self.case))
-        self.roles = Roles.of(self.case)
+        self.feeder_roles = feeder_roles(self.case)
+        self.multi = len(self.feeder_roles) > 1
+        self.roles = self.feeder_roles[0]
         self.progress = progress or (lambda s: None)
         for h in (make_hosts(self.case, config) if hosts is None else hosts):
             self.rt.add(h)
         self.rule = StoppingRule(violation_tol=config.tolerance, max_iterations=config.max_iterations)
-        self.analyst = Analyst(self.case, config)
+        self.analysts: dict[str, Analyst] = {}  # several feeders: one per feeder (coordinator.tes.feeders)
+        self.analyst = None if self.multi else Analyst(self.case, config)
+
+    def run_day_feeders(self, day: int = 0, *, benchmarks: bool = True) -> dict[str, DayResult]:
+        """The day on every feeder: ``{feeder id: DayResult}`` (one feeder: the same as :meth:`run_day`)."""
+        if not self.multi:
+            return {self.roles.feeder: self.run_day(day, benchmarks=benchmarks)}
+        from .feeders import run_day_feeders
+
+        return run_day_feeders(self, day, benchmarks=benchmarks)
 
     def run_day(self, day: int = 0, *, benchmarks: bool = True) -> DayResult:
+        """One day on a one-feeder case (several feeders: :meth:`run_day_feeders`)."""
+        if self.multi:
+            raise ValueError(f"{self.case.name} has {len(self.feeder_roles)} feeders: use run_day_feeders")
         t0 = time.perf_counter()
         r = self.roles
         log = IterationLog()

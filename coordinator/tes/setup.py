@@ -21,7 +21,8 @@ from network.model import Case, Feeder
 
 from .hosts import DERManagerHost, LoadAggregatorHost, MainGridHost, OperatorHost
 
-__all__ = ["TESConfig", "check_case", "prepare_case", "Roles", "make_agents", "make_hosts"]
+__all__ = ["TESConfig", "check_case", "prepare_case", "Roles", "make_agents", "make_hosts", "feeder_case",
+           "feeder_roles"]
 
 _KW = {"kW": 1.0, "MW": 1000.0}  # kW per power unit
 
@@ -84,8 +85,13 @@ def check_case(case: Case) -> None:
     aggregator owns loads with baseline and alpha profiles and a beta; numeric retail-price
     parameters with ``retail_price_min <= retail_price_max``.
     """
+    if len(case.feeders) > 1:
+        _check_feeders(case)
+        for fid in case.feeders:
+            check_case(feeder_case(case, fid))
+        return
     if len(case.feeders) != 1:
-        raise CaseError(f"tes needs exactly one feeder; {case.name} has {len(case.feeders)}; {_SEE}",
+        raise CaseError(f"tes needs at least one feeder; {case.name} has none; {_SEE}",
                         file="case.json", column="feeders")
     for role in ("main_grid", "load_aggregator", "dso"):
         owners = case.owners_with_role(role)
@@ -120,16 +126,69 @@ def check_case(case: Case) -> None:
                         f"{values['retail_price_max']:g}", file="case.json", column="parameters.retail_price_min")
 
 
+def _feeder_of(case: Case, owner_id: str) -> set[str]:
+    return {a.grid for a in (*case.units_of(owner_id), *case.loads_of(owner_id))}
+
+
+def _check_feeders(case: Case) -> None:
+    """Several feeders: each feeder's owners (one dso, one load_aggregator, its der_managers) share an area
+    of their own; the one main_grid owner has one supply point on every feeder."""
+    mgs = case.owners_with_role("main_grid")
+    if len(mgs) != 1:
+        raise CaseError(f"tes needs exactly one main_grid owner (shared by the feeders); {case.name} has "
+                        f"{len(mgs)}", file="owners.csv", column="role")
+    per_area: dict[int, list] = {}
+    for o in case.owners:
+        if o.role == "main_grid":
+            continue
+        if o.area is None:
+            raise CaseError(f"with several feeders every {o.role} owner needs the area of its feeder; {o.id} has "
+                            f"none", file="owners.csv", row=o.row, column="area", key=o.id)
+        per_area.setdefault(int(o.area), []).append(o)
+    for area, owners in sorted(per_area.items()):
+        grids = set().union(*(_feeder_of(case, o.id) for o in owners))
+        if len(grids) != 1:
+            raise CaseError(f"the owners of area {area} ({', '.join(o.id for o in owners)}) must own assets on "
+                            f"one feeder; they own assets on {sorted(grids) or 'none'}", file="owners.csv",
+                            column="area")
+    feeders_seen = [next(iter(set().union(*(_feeder_of(case, o.id) for o in owners))))
+                    for owners in per_area.values()]
+    missing = sorted(set(case.feeders) - set(feeders_seen))
+    if missing or len(feeders_seen) != len(set(feeders_seen)):
+        raise CaseError(f"each feeder needs the owners of one area of its own; feeders without: {missing}, "
+                        "or one feeder in two areas", file="owners.csv", column="area")
+    mg_grids = [u.grid for u in case.units_of(mgs[0].id)]
+    if sorted(mg_grids) != sorted(case.feeders):
+        raise CaseError(f"the main grid {mgs[0].id} needs one supply point on each feeder; it has them on "
+                        f"{sorted(mg_grids)}", file="units.csv", column="grid")
+
+
+def feeder_case(case: Case, feeder_id: str) -> Case:
+    """The single-feeder case of one feeder of ``case``: the feeder, its area's owners and assets, the main
+    grid with that feeder's supply point, the same profiles and parameters. A one-feeder case is itself."""
+    if len(case.feeders) == 1 and feeder_id in case.feeders:
+        return case
+    mg = [o for o in case.owners if o.role == "main_grid"]
+    areas = {o.area for o in case.owners if o.role != "main_grid" and feeder_id in _feeder_of(case, o.id)}
+    owners = [*mg, *(o for o in case.owners if o.role != "main_grid" and o.area in areas)]
+    keep = {o.id for o in owners}
+    units = [u for u in case.units if u.grid == feeder_id and u.owner in keep]
+    loads = [d for d in case.loads if d.grid == feeder_id and d.owner in keep]
+    return Case(f"{case.name}/{feeder_id}", feeders=[case.feeders[feeder_id]], owners=owners, units=units,
+                loads=loads, profiles=case.profiles, parameters=dict(case.parameters), power_unit=case.power_unit,
+                description=case.description)
+
+
 def prepare_case(case: Case, config: TESConfig) -> Case:
-    """The case with the transformer limit of ``config`` applied (after :func:`check_case`)."""
+    """The case with the transformer limit of ``config`` applied to every feeder (after :func:`check_case`)."""
     check_case(case)
     if config.transformer_kw is None:
         return case
-    (feeder,) = case.feeders.values()
-    f2 = Feeder(feeder.id, feeder.nodes, feeder.lines, n_phases=feeder.n_phases, v_head=feeder.v_head,
-                s_base_kva=feeder.s_base_kva, v_base_kv=feeder.v_base_kv, import_min=feeder.import_min,
-                import_max=float(config.transformer_kw), pcc_bus=feeder.pcc_bus)
-    return case.replace(feeders=(f2,))
+    f2 = tuple(Feeder(feeder.id, feeder.nodes, feeder.lines, n_phases=feeder.n_phases, v_head=feeder.v_head,
+                      s_base_kva=feeder.s_base_kva, v_base_kv=feeder.v_base_kv, import_min=feeder.import_min,
+                      import_max=float(config.transformer_kw), pcc_bus=feeder.pcc_bus)
+               for feeder in case.feeders.values())
+    return case.replace(feeders=f2)
 
 
 @dataclass
@@ -140,6 +199,9 @@ class Roles:
     der_managers: list[str]
     load_aggregator: str
     operator: str
+    feeder: str | None = None  # the feeder these roles serve
+    area: int = 1  # the area of its DER managers, load aggregator and operator (the policy scopes them)
+    mg_unit: str | None = None  # the main grid's supply point at this feeder's head
 
     @classmethod
     def of(cls, case: Case) -> "Roles":
@@ -149,8 +211,23 @@ class Roles:
                 raise ValueError(f"the tes protocol needs exactly one '{role}', the case has {len(owners)}")
             return owners[0].id
 
-        return cls(one("main_grid"), [o.id for o in case.owners_with_role("der_manager")], one("load_aggregator"),
-                   one("dso"))
+        (fid,) = case.feeders
+        mg = one("main_grid")
+        return cls(mg, [o.id for o in case.owners_with_role("der_manager")], one("load_aggregator"),
+                   one("dso"), feeder=fid, mg_unit=case.units_of(mg)[0].id)
+
+
+def feeder_roles(case: Case) -> list[Roles]:
+    """The roles of every feeder of ``case``, in the case's feeder order; one feeder: ``[Roles.of(case)]``."""
+    if len(case.feeders) == 1:
+        return [Roles.of(case)]
+    out = []
+    for fid in case.feeders:
+        r = Roles.of(feeder_case(case, fid))
+        area = case.owner(r.load_aggregator).area
+        out.append(Roles(r.main_grid, r.der_managers, r.load_aggregator, r.operator, feeder=fid, area=int(area),
+                         mg_unit=r.mg_unit))
+    return out
 
 
 def make_agents(case: Case, config: TESConfig) -> dict[str, Any]:
@@ -174,12 +251,28 @@ def make_agents(case: Case, config: TESConfig) -> dict[str, Any]:
     return {"roles": roles, "main_grid": mg, "der_managers": ders, "load_aggregator": la, "operator": op}
 
 
+def _scoped(host: Any, area: int) -> Any:
+    host.area = area  # the boundary keeps a DER manager, load aggregator and operator within their feeder's area
+    return host
+
+
 def make_hosts(case: Case, config: TESConfig) -> list[Any]:
-    """The hosts of a ``tes`` day, each with the peers it talks to (keyed by role)."""
-    a = make_agents(case, config)
-    r: Roles = a["roles"]
-    hosts = [MainGridHost(a["main_grid"], {"der_manager": r.der_managers, "load_aggregator": [r.load_aggregator]})]
-    hosts += [DERManagerHost(d, {"load_aggregator": [r.load_aggregator]}) for d in a["der_managers"]]
-    hosts.append(LoadAggregatorHost(a["load_aggregator"], {"operator": [r.operator]}))
-    hosts.append(OperatorHost(a["operator"]))
+    """The hosts of a ``tes`` day, each with the peers it talks to (keyed by role).
+
+    Several feeders: per feeder its own TES operator, load aggregator and DER managers (built from
+    :func:`feeder_case`, so each gets only its feeder's data), and one main grid for all, which offers each
+    load aggregator the supply point at its feeder's head. Each feeder's hosts carry its area."""
+    check_case(case)
+    roles = feeder_roles(case)
+    mg = MainGrid.from_case(case, roles[0].main_grid)
+    hosts: list[Any] = [MainGridHost(mg, {"der_manager": [d for r in roles for d in r.der_managers],
+                                          "load_aggregator": [r.load_aggregator for r in roles]},
+                                     unit_of={r.load_aggregator: r.mg_unit for r in roles} if len(roles) > 1
+                                     else None)]
+    for r in roles:
+        a = make_agents(feeder_case(case, r.feeder), config)
+        hosts += [_scoped(DERManagerHost(d, {"load_aggregator": [r.load_aggregator]}), r.area)
+                  for d in a["der_managers"]]
+        hosts.append(_scoped(LoadAggregatorHost(a["load_aggregator"], {"operator": [r.operator]}), r.area))
+        hosts.append(_scoped(OperatorHost(a["operator"]), r.area))
     return hosts

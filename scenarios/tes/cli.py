@@ -101,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if len(case.feeders) > 1:  # one TES operator, LA and DER managers per feeder (scenarios/tes/feeders_cli.py)
+        from .feeders_cli import run as run_feeders
+
+        return run_feeders(args, case, config)
     blob = _checkpoint_to_resume(args) if args.resume else None
     folder = RunFolder.create("tes-day", args.out)
     if blob is None:
