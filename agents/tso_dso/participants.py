@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -216,7 +216,8 @@ class RTParticipant(Agent):
     """
 
     def __init__(self, agent_id: str, resources: Iterable[Resource], *, area: int = 0,
-                 wind: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> None:
+                 wind: Mapping[str, Mapping[str, np.ndarray]] | None = None, strategy: Any = None,
+                 price_cap: float = math.inf) -> None:
         super().__init__(agent_id)
         self.resources = ResourceSet(resources)
         self.area = int(area)
@@ -228,17 +229,47 @@ class RTParticipant(Agent):
         self.schedule: dict[str, float] = {}
         self.da_price: float = math.nan
         self.caps: dict[str, float] = {}
+        # strategic offers (agents/tso_dso/strategic.py): None offers at the case's day-ahead prices
+        self.strategy = strategy
+        self.price_cap = float(price_cap)  # $/MWh: the public cap of day-ahead offers and bids
+        self.offered: tuple[np.ndarray, np.ndarray] | None = None  # the last day-ahead (prices, quantities)
+        self.profit: float = math.nan  # the last day's day-ahead settlement ($), after end_of_day()
+        if strategy is not None:
+            from .strategic import check_one_side
+
+            check_one_side(self.resources)
 
     def public_ids(self) -> frozenset[str]:
         return frozenset(self.resources.ids)
 
     def da_offers(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """id -> ([price_da], [quantity]): capacity, or the in-sample mean for a wind farm."""
-        out = {}
-        for r in self.resources.items:
-            qty = float(np.mean(self.wind[r.id]["in_sample"])) if r.kind == WIND else r.p_max
-            out[r.id] = (np.array([r.price_da]), np.array([qty]))
-        return out
+        """id -> ([price_da], [quantity]): capacity, or the in-sample mean for a wind farm.
+
+        The price is the case's, or the strategy's choice for the day (``strategic.offer_prices``)."""
+        qty = np.array([float(np.mean(self.wind[r.id]["in_sample"])) if r.kind == WIND else r.p_max
+                        for r in self.resources.items])
+        if self.strategy is None:
+            prices = self.resources.price_da.copy()
+        else:
+            from .strategic import offer_prices
+
+            prices = offer_prices(self.strategy, self.resources, self.price_cap)
+        self.offered = (prices, qty)
+        return {k: (np.array([prices[i]]), np.array([qty[i]])) for i, k in enumerate(self.resources.ids)}
+
+    def end_of_day(self) -> float:
+        """After the day's final schedule: the day-ahead settlement ($); a strategy observes the day and learns."""
+        from .strategic import day_profit, observation
+
+        if self.offered is None or not self.schedule:
+            raise RuntimeError(f"{self.id}: end of day before its day-ahead offers and final schedule")
+        x = self.resources.vector(self.schedule)
+        self.profit = day_profit(self.resources, x, self.da_price)
+        if self.strategy is not None:
+            self.strategy.observe(observation(self.resources, self.offered[0], self.offered[1], x, self.da_price,
+                                              self.price_cap))
+            self.strategy.update(self.profit)
+        return self.profit
 
     def rt_offers(self, scenario_set: str = "in_sample") -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
                                                                    dict[str, tuple[np.ndarray, np.ndarray]]]:

@@ -112,6 +112,8 @@ class ParticipantHost(Host):
                 elif m.action is Action.OFFER_REAL_TIME:
                     up, down = self.agent.rt_offers(_set(m))
                     out += [self._offer(self.operator, Product.UP, up), self._offer(self.operator, Product.DOWN, down)]
+                elif m.action is Action.END_OF_DAY:  # settle the day; a strategy learns from it
+                    self.agent.end_of_day()
                 else:
                     raise _unexpected(self, m)
             elif isinstance(m, Schedule):  # no prices: no day-ahead price (fc)
@@ -122,7 +124,13 @@ class ParticipantHost(Host):
         return out
 
     def report(self) -> dict[str, Any]:
-        return {"schedule": dict(self.agent.schedule), "price": self.agent.da_price, "caps": dict(self.agent.caps)}
+        from agents.tso_dso.strategic import describe
+
+        a = self.agent
+        offered = None if a.offered is None else {k: (float(a.offered[0][i]), float(a.offered[1][i]))
+                                                  for i, k in enumerate(a.resources.ids)}
+        return {"schedule": dict(a.schedule), "price": a.da_price, "caps": dict(a.caps), "offered": offered,
+                "profit": a.profit, "strategy": describe(a.strategy)}
 
 
 class _OfferBook:

@@ -21,8 +21,8 @@ TSO, DSO, DER_MANAGER, LOAD_AGGREGATOR = "tso_dso.tso", "tso_dso.dso", "tso_dso.
 
 #: the steps each role takes on the coordinator's command
 COMMANDS = {
-    DER_MANAGER: frozenset({Action.OFFER_DAY_AHEAD, Action.OFFER_REAL_TIME}),
-    LOAD_AGGREGATOR: frozenset({Action.OFFER_DAY_AHEAD, Action.OFFER_REAL_TIME}),
+    DER_MANAGER: frozenset({Action.OFFER_DAY_AHEAD, Action.OFFER_REAL_TIME, Action.END_OF_DAY}),
+    LOAD_AGGREGATOR: frozenset({Action.OFFER_DAY_AHEAD, Action.OFFER_REAL_TIME, Action.END_OF_DAY}),
     DSO: frozenset({Action.SCENARIO_SET, Action.LOWER_BOUND}),
     TSO: frozenset({Action.SCENARIO_SET, Action.MASTER, Action.REAL_TIME_ROUND, Action.CLOSE_ITERATION,
                     Action.EVALUATE, Action.CLOSE_EVALUATION, Action.FINAL}),

@@ -148,14 +148,14 @@ class TSODSOProtocol:
     """Runs the schemes of one wind level on a runtime (Local or Ray)."""
 
     def __init__(self, runtime: Runtime, case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig(), *,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, strategies: dict[str, Any] | None = None) -> None:
         self.rt = runtime
         runtime.boundary.use(TSO_DSO_POLICY, dims(wind))
         self.case = case
         self.wind = wind
         self.config = config
         self.progress = progress or (lambda s: None)
-        hosts, self.roles = make_hosts(case, wind, config)
+        hosts, self.roles = make_hosts(case, wind, config, strategies=strategies)
         for h in hosts:
             self.rt.add(h)
         self._open = False
@@ -315,6 +315,11 @@ class TSODSOProtocol:
         self.progress(f"{scheme} {sset}: expected welfare {out.welfare.mean():.2f} over {out.rt_cost.size} "
                       f"scenarios ({out.rounds} real-time rounds, {out.time_s:.1f} s)")
         return out
+
+    def end_of_day(self) -> None:
+        """``Command END_OF_DAY -> participants``: each settles the final schedule of the last scheme run (its
+        day-ahead price and quantities) and its strategy, if any, learns from the day."""
+        self._command(self.roles.participants, Action.END_OF_DAY)
 
     def run(self, schemes: Sequence[str] | None = None) -> dict[str, SchemeResult]:
         schemes = list(schemes or self.config.schemes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -126,12 +126,21 @@ def _wind_sets(wind: Any, farm: str) -> dict[str, np.ndarray]:
     return out
 
 
-def make_hosts(case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig()) -> tuple[list[Any], Roles]:
+def make_hosts(case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig(), *,
+               strategies: Mapping[str, Any] | None = None) -> tuple[list[Any], Roles]:
     """Hosts of every agent, each agent given only its own data.
 
     ``wind``: an object with ``farm_ids``, ``in_sample`` ``(n_farms, S)`` and
     ``out_of_sample`` ``(n_farms, S_oos)`` (e.g. ``scenarios.tso_dso.wind.WindScenarios``).
+    ``strategies``: participant id -> its offer strategy (``agents/strategies.py``); the others offer
+    at the case's day-ahead prices. Every participant is told the public price cap (the case's
+    ``voll_da``, $/MWh).
     """
+    strategies = dict(strategies or {})
+    unknown = sorted(set(strategies) - set(Roles.of(case).participants))
+    if unknown:
+        raise ValueError(f"strategy for {unknown[0]!r}, which is not a participant of {case.name}")
+    price_cap = float(case.param("voll_da", case.param("voll", 10_000.0)))
     roles = Roles.of(case)
     loc = locations_from_case(case)
     area_of = area_of_resources(case, roles)
@@ -143,7 +152,7 @@ def make_hosts(case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig()) -> 
         w = {r.id: _wind_sets(wind, r.id) for r in res if r.kind == WIND}
         cls = RTDERManager if role == "der_manager" else RTLoadAggregator
         owner = case.owner(pid)
-        agent = cls(pid, res, area=int(owner.area or 0), wind=w)
+        agent = cls(pid, res, area=int(owner.area or 0), wind=w, strategy=strategies.get(pid), price_cap=price_cap)
         hosts.append(ParticipantHost(agent, roles.tso, roles.operator_of[pid]))
     # DSOs: their feeder and the node of each of their area's resources
     for d, fid in roles.dsos.items():
