@@ -312,3 +312,12 @@ class RunFolder:
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
+
+
+def progress_to(console: Any, status: Any) -> Callable[[str], None]:
+    """A progress callback: updates the spinner ``status`` on a terminal; when the output is not a
+    terminal (a log file, a batch job), prints each message as a time-stamped line instead, so a long
+    run's progress can be followed with ``tail -f``."""
+    if getattr(console, "is_terminal", True):
+        return lambda s: status.update(s)
+    return lambda s: console.print(f"{_dt.datetime.now():%H:%M:%S} {s}", highlight=False, soft_wrap=True)

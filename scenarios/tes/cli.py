@@ -21,7 +21,7 @@ from coordinator.solves import summary as solves_summary
 from network.errors import CaseError
 
 from ..registry import load_case
-from ..runs import RunFolder, add_runtime_arguments, atomic_write
+from ..runs import RunFolder, add_runtime_arguments, atomic_write, progress_to
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         runtime = make_runtime(args.runtime, boundary, args.ray_address)
         t_start = time.perf_counter() - t0
         try:
-            kw = dict(seed=args.seed or 0, benchmarks=not args.no_benchmarks, progress=lambda s: status.update(s))
+            kw = dict(seed=args.seed or 0, benchmarks=not args.no_benchmarks, progress=progress_to(console, status))
             if blob is None:
                 model = TESMarketModel(case, runtime, config, **kw)
             else:

@@ -20,7 +20,7 @@ from coordinator.boundary import Boundary
 from coordinator.tes.setup import TESConfig
 from network.model import Case
 
-from ..runs import RunFolder
+from ..runs import RunFolder, progress_to
 
 
 def run(args: argparse.Namespace, case: Case, config: TESConfig) -> int:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, case: Case, config: TESConfig) -> int:
     with console.status("starting the runtime...") as status:
         runtime = make_runtime(args.runtime, boundary, args.ray_address)
         try:
-            proto = TESProtocol(runtime, case, config, progress=lambda s: status.update(s))
+            proto = TESProtocol(runtime, case, config, progress=progress_to(console, status))
             console.print(f"{len(case.feeders)} feeders, {len(runtime.agent_ids)} agents")
             for day in range(args.days):
                 t0 = time.perf_counter()

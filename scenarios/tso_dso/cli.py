@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable
 
 from ..registry import load_case
-from ..runs import RunFolder, add_runtime_arguments
+from ..runs import RunFolder, add_runtime_arguments, progress_to
 from .plots import plot_bounds, plot_caps
 from .tables import benchmarks, level_tables, summary_table, wind_table
 from .wind import WindModel, WindScenarios
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     with console.status("starting the runtime...") as status:
         runtime = _make_runtime(args.runtime, boundary, args.ray_address)
         try:
-            level = run_level(case, wind, config, runtime, progress=lambda s: status.update(s))
+            level = run_level(case, wind, config, runtime, progress=progress_to(console, status))
         finally:
             runtime.shutdown()
             boundary.close()
