@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -93,20 +94,31 @@ class SolveLedger:
 
     ``attempt`` is the 0-based position of the attempt that gave the result in the list tried
     (0: the first choice; > 0: a fallback solver or setting). ``iteration`` is -1 where the
-    caller names none. Plain data: it pickles with its host's snapshot.
+    caller names none. Per key it also sums the time (s): ``wall_s`` of the whole
+    :func:`solve` call (cvxpy's canonicalisation, every attempt, the solver) and
+    ``solver_s`` the solvers' own times as they report them (``solver_stats.solve_time``,
+    0 where a solver reports none). Plain data: it pickles with its host's snapshot.
     """
 
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str, int, str, str, int]] = Counter()
+        self.wall: dict[tuple, float] = {}
+        self.solver: dict[tuple, float] = {}
 
-    def record(self, agent: str, problem: str, iteration: int | None, solved: "Solved") -> None:
+    def record(self, agent: str, problem: str, iteration: int | None, solved: "Solved",
+               wall_s: float = 0.0, solver_s: float = 0.0) -> None:
         it = -1 if iteration is None else int(iteration)
-        self.counts[(agent, problem, it, solved.solver, solved.status, int(solved.attempt))] += 1
+        key = (agent, problem, it, solved.solver, solved.status, int(solved.attempt))
+        self.counts[key] += 1
+        self.wall[key] = self.wall.get(key, 0.0) + float(wall_s)
+        self.solver[key] = self.solver.get(key, 0.0) + float(solver_s)
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per key: agent, problem, iteration, solver, status, attempt, count."""
+        """One row per key: agent, problem, iteration, solver, status, attempt, count, wall_s, solver_s."""
         keys = ("agent", "problem", "iteration", "solver", "status", "attempt")
-        return [dict(zip(keys, k), count=n) for k, n in sorted(self.counts.items())]
+        wall, solver = getattr(self, "wall", {}), getattr(self, "solver", {})
+        return [dict(zip(keys, k), count=n, wall_s=wall.get(k, 0.0), solver_s=solver.get(k, 0.0))
+                for k, n in sorted(self.counts.items())]
 
 
 _LEDGER: contextvars.ContextVar[SolveLedger | None] = contextvars.ContextVar("solve_ledger", default=None)
@@ -122,11 +134,20 @@ def recording(ledger: SolveLedger) -> Iterator[SolveLedger]:
         _LEDGER.reset(token)
 
 
-def _done(agent: str, problem: str, iteration: int | None, solved: "Solved") -> "Solved":
+def _done(agent: str, problem: str, iteration: int | None, solved: "Solved", t0: float,
+          solver_s: float) -> "Solved":
     ledger = _LEDGER.get()
     if ledger is not None:
-        ledger.record(agent, problem, iteration, solved)
+        ledger.record(agent, problem, iteration, solved, time.perf_counter() - t0, solver_s)
     return solved
+
+
+def _solver_time(prob: cp.Problem) -> float:
+    try:
+        t = prob.solver_stats.solve_time
+    except Exception:  # no stats (the solver raised): nothing to add
+        return 0.0
+    return float(t) if t is not None else 0.0
 
 
 def is_solved(status: str, *, accept_inaccurate: bool = True) -> bool:
@@ -159,23 +180,25 @@ def solve(prob: cp.Problem, attempts: Sequence[Attempt], agent: str, problem: st
     """Solve ``prob`` by the first attempt that works (see the module docstring)."""
     errors: list[str] = []
     inaccurate: int | None = None
+    t0, ts = time.perf_counter(), 0.0
     for i, a in enumerate(attempts):
         st = _try(prob, a, errors)
         if st is None:
             continue
+        ts += _solver_time(prob)
         if st == OPTIMAL or st in stop_on:
-            return _done(agent, problem, iteration, Solved(a.solver, st, i))
+            return _done(agent, problem, iteration, Solved(a.solver, st, i), t0, ts)
         if st == INACCURATE and inaccurate is None:
             inaccurate = i
         errors.append(f"{a.solver}: {st}")
     if accept_inaccurate and inaccurate is not None and inaccurate == len(attempts) - 1:
         # its values are still in place
-        return _done(agent, problem, iteration, Solved(attempts[inaccurate].solver, INACCURATE, inaccurate))
+        return _done(agent, problem, iteration, Solved(attempts[inaccurate].solver, INACCURATE, inaccurate), t0, ts)
     if accept_inaccurate and inaccurate is not None:  # solve again with the attempt that gave it
         a = attempts[inaccurate]
         st = _try(prob, a, errors)
         if st is not None and is_solved(st):
-            return _done(agent, problem, iteration, Solved(a.solver, st, inaccurate))
+            return _done(agent, problem, iteration, Solved(a.solver, st, inaccurate), t0, ts + _solver_time(prob))
     status = errors[-1].split(": ", 1)[-1] if errors else "not solved"
     raise SolveError(agent, problem, "not solved" if len(attempts) > 1 else status, iteration=iteration,
                      detail="; ".join(errors))

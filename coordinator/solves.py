@@ -24,11 +24,18 @@ from .runtime import Runtime
 __all__ = ["SolverTally", "COLUMNS", "summary"]
 
 KEYS = ("agent", "problem", "iteration", "solver", "status", "attempt")
-COLUMNS = ("role", *KEYS, "count")
+VALUES = ("count", "wall_s", "solver_s")
+COLUMNS = ("role", *KEYS, *VALUES)
 
 
-def _counts(rows: Iterable[dict[str, Any]]) -> Counter:
-    return Counter({tuple(r[k] for k in KEYS): int(r["count"]) for r in rows})
+def _counts(rows: Iterable[dict[str, Any]]) -> dict[tuple, Counter]:
+    """Per value column: key -> value (older ledgers have no times: 0)."""
+    out: dict[str, Counter] = {v: Counter() for v in VALUES}
+    for r in rows:
+        k = tuple(r[c] for c in KEYS)
+        for v in VALUES:
+            out[v][k] += r.get(v, 0)
+    return out
 
 
 class SolverTally:
@@ -39,11 +46,12 @@ class SolverTally:
         self.analyst = SolveLedger()
         self.start()
 
-    def _read(self) -> Counter:
+    def _read(self) -> dict[str, Counter]:
         ids = self.rt.agent_ids
-        total: Counter = Counter()
+        total: dict[str, Counter] = {v: Counter() for v in VALUES}
         for rows in self.rt.analyst.read_many([(a, "solves") for a in ids]):
-            total.update(_counts(rows))
+            for v, c in _counts(rows).items():
+                total[v].update(c)
         return total
 
     def start(self) -> None:
@@ -53,9 +61,11 @@ class SolverTally:
     def frame(self) -> pd.DataFrame:
         """The solves since the start: ``COLUMNS``, sorted by agent, problem and iteration."""
         new = self._read()
-        new.subtract(self.base)
+        for v in VALUES:
+            new[v].subtract(self.base[v])
         roles = {a: self.rt.role(a) for a in self.rt.agent_ids}
-        rows = [dict(zip(KEYS, k), count=n, role=roles.get(k[0], "")) for k, n in sorted(new.items()) if n > 0]
+        rows = [dict(zip(KEYS, k), count=n, wall_s=new["wall_s"][k], solver_s=new["solver_s"][k],
+                     role=roles.get(k[0], "")) for k, n in sorted(new["count"].items()) if n > 0]
         rows += [dict(r, role="analyst") for r in self.analyst.rows()]
         return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -68,4 +78,5 @@ def summary(df: pd.DataFrame) -> str:
     parts = [f"{s} {int(n)}" for s, n in per.items()]
     fallback = int(df.loc[df.attempt > 0, "count"].sum())
     inaccurate = int(df.loc[df.status == "optimal_inaccurate", "count"].sum())
-    return f"solves: {', '.join(parts)}; {fallback} from a fallback attempt, {inaccurate} accepted inaccurate"
+    return (f"solves: {', '.join(parts)}; {fallback} from a fallback attempt, {inaccurate} accepted inaccurate; "
+            f"{df['wall_s'].sum():.1f} s in solve calls ({df['solver_s'].sum():.1f} s in the solvers)")

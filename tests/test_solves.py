@@ -29,6 +29,7 @@ def test_ledger_names_the_fallback_that_produced_the_result():
     rows = pd.DataFrame(ledger.rows()).set_index("iteration")
     assert rows.loc[3, ["solver", "status", "attempt", "count"]].tolist() == ["CLARABEL", "optimal", 1, 1]
     assert rows.loc[4, ["solver", "attempt"]].tolist() == ["HIGHS", 0]
+    assert (rows["wall_s"] > 0).all() and (rows["wall_s"] >= rows["solver_s"]).all()
 
 
 def test_nothing_is_recorded_outside_a_ledger():
@@ -64,5 +65,6 @@ def test_tally_reads_every_hosted_agent_through_the_analyst(tmp_path):
     assert df.groupby("agent")["count"].sum().to_dict() == {"S1": 2, "S2": 1}
     assert set(df["role"]) == {"test.solver"} and set(df["solver"]) == {"HIGHS"}
     assert summary(df).startswith("solves: HIGHS 3; 0 from a fallback")
+    assert df["wall_s"].sum() > 0
     tally.start()
     assert tally.frame().empty  # the span starts afresh
