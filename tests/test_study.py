@@ -16,7 +16,7 @@ def _write(tmp_path, text, name="s.toml"):
 
 
 @pytest.mark.parametrize("text, where", [
-    ("days = 0\n", "days"), ("protocol = 'tso-dso'\n", "protocol"), ("dayz = 3\n", "dayz"),
+    ("days = 0\n", "days"), ("protocol = 'nodal'\n", "protocol"), ("dayz = 3\n", "dayz"),
     ("[default]\nstrategy = 'psychic'\n", "default.strategy"),
     ("[agents.DER1]\nstrategy = 'roth-erev'\nrecency = 'high'\n", "agents.DER1"),
 ])
