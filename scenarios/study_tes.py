@@ -8,7 +8,10 @@ A study file (TOML)::
     case = "tes_competition"         # built-in case name or case folder
     days = 30                        # market days (one Mesa step each)
     seed = 0                         # the model's seed; each learner's seed is seed + its index unless given
-    exploitability_every = 1         # the analyst's exploitability re-solves every N days (0: never)
+    exploitability_every = 7         # the analyst's exploitability re-solves every N days (0: never; default 7)
+    days_from = "generator"          # "case": every day is the case's; "generator": days that differ
+    profile_seed = 0                 # the day generator's seed (default: seed); same seed, same year
+    start_day = 0                    # day of the year of study day 0 (0 = 1 January; 172 ~ midsummer)
 
     [default]                        # strategy of every DER manager not listed in [agents]
     strategy = "marginal-cost"
@@ -20,7 +23,10 @@ A study file (TOML)::
 Writes, in a run folder: ``days.parquet`` (per day: protocol figures and the market metrics),
 ``agents.parquet`` (per day and DER manager: markup, Lerner, profit, RSI, exploitability),
 ``markups.png``, ``metrics.png``; ``--resume`` goes on from the last finished day.
-Every day's profiles are the case's (the seeded day generator is not built yet).
+With ``days_from = "generator"`` each day's load, LMP, PV and wind come from
+:class:`scenarios.days.DayGenerator`; each agent holds only its own part of the days (its private
+data set) and takes a day's on the coordinator's ``NEW_DAY`` command (see
+:mod:`coordinator.simulation`); the analyst's metrics use the day's whole case.
 """
 from __future__ import annotations
 
@@ -35,7 +41,10 @@ import pandas as pd
 
 from network.errors import CaseError
 
-KEYS = {"protocol", "case", "days", "seed", "exploitability_every", "default", "agents", "description"}
+KEYS = {"protocol", "case", "days", "seed", "exploitability_every", "default", "agents", "description", "days_from",
+        "profile_seed", "start_day"}
+DAYS_FROM = ("case", "generator")
+EXPLOIT_EVERY = 7  # default: the exploitability re-solves are most of a day's metrics time
 CHECKPOINT = "state/checkpoint.pkl"
 
 
@@ -50,15 +59,20 @@ def load(raw: dict[str, Any], f: str) -> dict[str, Any]:
     unknown = sorted(set(raw) - KEYS)
     if unknown:
         raise _err(f, unknown[0], f"unknown key (known: {', '.join(sorted(KEYS))})")
-    for k, lo in (("days", 1), ("seed", 0), ("exploitability_every", 0)):
-        v = raw.get(k, {"days": 1, "seed": 0, "exploitability_every": 1}[k])
+    for k, lo in (("days", 1), ("seed", 0), ("exploitability_every", 0), ("profile_seed", 0), ("start_day", 0)):
+        v = raw.get(k, {"days": 1, "seed": 0, "exploitability_every": EXPLOIT_EVERY, "start_day": 0,
+                        "profile_seed": raw.get("seed", 0)}[k])
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise _err(f, k, f"must be an integer >= {lo}, got {v!r}")
         raw[k] = v
+    if raw.get("days_from", "case") not in DAYS_FROM:
+        raise _err(f, "days_from", f"must be one of {', '.join(DAYS_FROM)}, got {raw.get('days_from')!r}")
     if not isinstance(raw.get("case", "tes_feeder"), str):
         raise _err(f, "case", "must be a case name or folder (a string)")
     study = {"protocol": "tes", "file": f, "case": raw.get("case", "tes_feeder"), "days": raw["days"], "seed": raw["seed"],
-             "exploitability_every": raw["exploitability_every"], "agents": {}}
+             "exploitability_every": raw["exploitability_every"], "agents": {},
+             "days_from": raw.get("days_from", "case"), "profile_seed": raw["profile_seed"],
+             "start_day": raw["start_day"]}
     tables = {"default": raw.get("default", {"strategy": "marginal-cost"})}
     agents = raw.get("agents", {})
     if not isinstance(agents, dict):
@@ -113,6 +127,11 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
 
     case = load_case(study["case"])
     config = config_of(study, case)
+    profiles = None
+    if study["days_from"] == "generator":
+        from scenarios.days import DayGenerator
+
+        profiles = DayGenerator(case, study["profile_seed"], study["start_day"]).year(study["days"])
     blob = None
     if args.resume:
         if args.out is None or not (Path(args.out) / CHECKPOINT).is_file():
@@ -120,16 +139,19 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
         blob = (Path(args.out) / CHECKPOINT).read_bytes()
     folder = RunFolder.create("study", args.out)
     folder.write_manifest("study", {"study": str(args.study), "days": study["days"], "case": study["case"],
-                                    "resume": bool(args.resume)}, seed=study["seed"])
+                                    "resume": bool(args.resume), "days_from": study["days_from"],
+                                    "profile_seed": study["profile_seed"], "start_day": study["start_day"]},
+                          seed=study["seed"])
     boundary = Boundary(folder.file("audit.jsonl" if blob is None else f"audit.resume-{time.time_ns()}.jsonl"))
     runtime = LocalRuntime(boundary)
     day_rows: list[dict] = []
     agent_rows: list[dict] = []
     if blob is None:
-        model = TESMarketModel(case, runtime, config, seed=study["seed"], benchmarks=False)
+        model = TESMarketModel(case, runtime, config, seed=study["seed"], benchmarks=False, profiles=profiles)
     else:
         state = pickle.loads(blob)
-        model = TESMarketModel.resume(state["model"], case, runtime, config, seed=study["seed"], benchmarks=False)
+        model = TESMarketModel.resume(state["model"], case, runtime, config, seed=study["seed"], benchmarks=False,
+                                      profiles=profiles)
         day_rows, agent_rows = state["day_rows"], state["agent_rows"]
     t0 = time.perf_counter()
     try:
@@ -140,14 +162,16 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
                 res = model.results[-1]
                 every = study["exploitability_every"]
                 tm = time.perf_counter()
-                day, rows = tes_day_metrics(model.protocol.case, config, res,
+                day, rows = tes_day_metrics(model.case_of(res.day), config, res,
                                             exploit=bool(every) and res.day % every == 0)
                 day |= {"iterations": len(res.iterations), "converged": res.converged,
-                        "protocol_s": res.wall_time_s, "metrics_s": time.perf_counter() - tm}
+                        "protocol_s": res.wall_time_s, "metrics_s": time.perf_counter() - tm,
+                        **day_inputs(model.case_of(res.day))}
                 day_rows.append(day)
                 agent_rows += rows
                 folder.write_parquet("days.parquet", pd.DataFrame(day_rows))
                 folder.write_parquet("agents.parquet", pd.DataFrame(agent_rows))
+                folder.write_parquet("participants.parquet", model.agents_frame())
                 state = {"model": model.checkpoint(), "day_rows": day_rows, "agent_rows": agent_rows}
                 atomic_write(folder.file(CHECKPOINT), lambda fh: fh.write(pickle.dumps(state)), binary=True)
                 progress.update(task, completed=model.day,
@@ -160,6 +184,22 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
     write_plots(folder, pd.DataFrame(day_rows), pd.DataFrame(agent_rows))
     print(f"{study['days']} day(s), wall time {wall:.1f} s; run folder: {folder.path}")
     return 0 if all(r["converged"] for r in day_rows) else 1
+
+
+def day_inputs(case: Any) -> dict[str, float]:
+    """The day's inputs in a few figures: mean LMP ($/kWh), customers' baseline energy, PV and wind
+    availability (kWh)."""
+    import numpy as np
+
+    kinds: dict[str, float] = {"pv": 0.0, "wind": 0.0}
+    for u in case.units:
+        if u.avail_profile and u.kind in kinds:
+            kinds[u.kind] += float(np.minimum(case.profile(u.avail_profile), u.p_max).sum())
+    (mg,) = [u for u in case.units if u.kind == "main_grid"]
+    return {"lmp_mean": float(case.profile(mg.price_profile).mean()),
+            "baseline_kwh": float(sum(case.profile(ld.baseline_profile).sum() for ld in case.loads
+                                      if ld.baseline_profile)),
+            "pv_kwh": kinds["pv"], "wind_kwh": kinds["wind"]}
 
 
 def write_plots(folder: Any, days: pd.DataFrame, agents: pd.DataFrame) -> None:

@@ -28,6 +28,14 @@ class MainGrid(Agent):
         (unit,) = case.units_of(owner_id)
         return cls(owner_id, case.profile(unit.price_profile), unit.id)
 
+    def new_day(self, lmp: np.ndarray) -> None:
+        """The day's LMP ($ per energy unit, (T,)): the main grid's own private data for the day."""
+        lmp = np.array(lmp, dtype=float)
+        if lmp.shape != self.lmp.shape or not np.all(np.isfinite(lmp)):
+            raise ValueError(f"{self.id}: the day's LMP must be {self.lmp.size} finite prices")
+        self.lmp = lmp
+        self.sold = np.zeros_like(self.lmp)
+
     def public_ids(self) -> frozenset[str]:
         return frozenset({self.unit_id})
 

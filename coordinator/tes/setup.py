@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from agents.strategies import make_strategy
 from agents.tes.customers import customers_from_case
@@ -21,7 +23,7 @@ from network.model import Case, Feeder
 
 from .hosts import DERManagerHost, LoadAggregatorHost, MainGridHost, OperatorHost
 
-__all__ = ["TESConfig", "check_case", "prepare_case", "Roles", "make_agents", "make_hosts"]
+__all__ = ["TESConfig", "check_case", "prepare_case", "Roles", "make_agents", "make_hosts", "private_days"]
 
 _KW = {"kW": 1.0, "MW": 1000.0}  # kW per power unit
 
@@ -174,12 +176,34 @@ def make_agents(case: Case, config: TESConfig) -> dict[str, Any]:
     return {"roles": roles, "main_grid": mg, "der_managers": ders, "load_aggregator": la, "operator": op}
 
 
-def make_hosts(case: Case, config: TESConfig) -> list[Any]:
-    """The hosts of a ``tes`` day, each with the peers it talks to (keyed by role)."""
+def private_days(case: Case, profiles: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each agent's own part of a sequence of days: agent id -> day -> the keyword arguments of its
+    ``new_day``. ``profiles``: one profiles table per day (the columns of ``case.profiles``). The main
+    grid gets its LMP, each DER manager its own units' availability (within their ratings), the load
+    aggregator its own customers' baselines (kW); nobody gets anyone else's."""
+    roles = Roles.of(case)
+    (mg,) = case.units_of(roles.main_grid)
+    out: dict[str, list[dict[str, Any]]] = {roles.main_grid: [], roles.load_aggregator: []}
+    out |= {d: [] for d in roles.der_managers}
+    loads = [(ld.id, ld.baseline_profile) for ld in case.loads_of(roles.load_aggregator)]
+    for prof in profiles:
+        out[roles.main_grid].append({"lmp": prof[mg.price_profile].to_numpy(float)})
+        out[roles.load_aggregator].append({"baselines": {c: prof[col].to_numpy(float) for c, col in loads}})
+        for d in roles.der_managers:
+            out[d].append({"available": {u.id: np.minimum(prof[u.avail_profile].to_numpy(float), u.p_max)
+                                         for u in case.units_of(d) if u.avail_profile}})
+    return out
+
+
+def make_hosts(case: Case, config: TESConfig, profiles: Sequence[Any] | None = None) -> list[Any]:
+    """The hosts of a ``tes`` day, each with the peers it talks to (keyed by role). ``profiles``: one
+    profiles table per day when the days differ; each host gets its own part (:func:`private_days`)."""
     a = make_agents(case, config)
     r: Roles = a["roles"]
-    hosts = [MainGridHost(a["main_grid"], {"der_manager": r.der_managers, "load_aggregator": [r.load_aggregator]})]
-    hosts += [DERManagerHost(d, {"load_aggregator": [r.load_aggregator]}) for d in a["der_managers"]]
-    hosts.append(LoadAggregatorHost(a["load_aggregator"], {"operator": [r.operator]}))
+    own = private_days(case, profiles) if profiles is not None else {}
+    hosts = [MainGridHost(a["main_grid"], {"der_manager": r.der_managers, "load_aggregator": [r.load_aggregator]},
+                          own.get(r.main_grid))]
+    hosts += [DERManagerHost(d, {"load_aggregator": [r.load_aggregator]}, own.get(d.id)) for d in a["der_managers"]]
+    hosts.append(LoadAggregatorHost(a["load_aggregator"], {"operator": [r.operator]}, own.get(r.load_aggregator)))
     hosts.append(OperatorHost(a["operator"]))
     return hosts
