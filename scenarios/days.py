@@ -6,7 +6,10 @@ with seasonal and daily patterns and noise:
 - **load** (each customer's baseline ``p0``, kW): the case's hourly shape times a seasonal factor
   with two peaks (winter heating around day 15, summer cooling around day 197; +-7 %), a weekend
   factor (0.93 on days 5 and 6 of each week), a daily shock (lognormal, sigma 4 %) shared by all
-  customers, and an hourly AR(1) noise per customer (sigma 3 %); the factor stays within [0.8, 1.2];
+  customers, and an hourly AR(1) noise per customer (sigma 3 %); the factor stays within [0.8, 1.2].
+  Each customer's demand curve moves with its baseline: ``alpha += beta (p0_day - p0_case)``, so
+  that it draws the day's baseline at the retail price at which it drew the case's (the case's
+  calibration, e.g. ``alpha = retail_price_mid + beta p0``, is kept);
 - **LMP** (the main grid's price, $/kWh): the case's hourly shape times the same seasonal factor
   (+-10 %), the load's daily shock amplified 1.5 times (prices follow demand), its own daily
   shock (sigma 6 %) and hourly noise (sigma 3 %); kept >= 0.2 of the case's;
@@ -22,7 +25,7 @@ Day ``d`` of a study is day of the year ``(start + d) mod 365`` (day 0 = 1 Janua
 summer solstice); week days follow ``d mod 7`` (5 and 6: the weekend). Each day is drawn from its
 own stream ``numpy.random.default_rng([seed, d])``: the same seed gives the same year, and a day's
 profiles do not depend on which days were drawn before (``--resume`` continues the same year).
-Other profiles (retail utility ``alpha``, price caps) stay the case's.
+Other profiles (price caps) stay the case's.
 
 Who gets what is decided elsewhere: the agents get only their own part of each day (their
 private data set, :func:`coordinator.tes.setup.private_days`); the analyst gets the day's case.
@@ -64,6 +67,7 @@ class _Columns:
     pv: tuple[tuple[str, float], ...]  # (profile column, unit rating kW)
     wind: tuple[tuple[str, float], ...]
     loads: tuple[str, ...]
+    alphas: tuple[tuple[str, str, float], ...]  # (alpha column, baseline column, beta)
 
 
 class DayGenerator:
@@ -80,7 +84,9 @@ class DayGenerator:
             lmp=mg[0].price_profile,
             pv=tuple((u.avail_profile, float(u.p_max)) for u in avail if u.kind.lower() in PV_KINDS),
             wind=tuple((u.avail_profile, float(u.p_max)) for u in avail if u.kind.lower() in WIND_KINDS),
-            loads=tuple(sorted({ld.baseline_profile for ld in case.loads if ld.baseline_profile})))
+            loads=tuple(sorted({ld.baseline_profile for ld in case.loads if ld.baseline_profile})),
+            alphas=tuple((ld.alpha_profile, ld.baseline_profile, float(ld.beta)) for ld in case.loads
+                         if ld.baseline_profile and ld.alpha_profile and np.isfinite(ld.beta)))
         self.T = case.horizon
         self.base = case.profiles
 
@@ -101,6 +107,9 @@ class DayGenerator:
         for k, col in enumerate(self.cols.loads):
             f = np.clip((1 + 0.07 * two_peaks) * weekend * np.exp(shock + noise[k]), 0.8, 1.2)
             out[col] = self.base[col].to_numpy(float) * f
+        for a_col, p_col, beta in self.cols.alphas:
+            out[a_col] = self.base[a_col].to_numpy(float) + beta * (out[p_col].to_numpy(float)
+                                                                    - self.base[p_col].to_numpy(float))
         # LMP
         lmp = self.base[self.cols.lmp].to_numpy(float)
         f = (1 + 0.10 * two_peaks) * np.exp(1.5 * shock + rng.normal(0.0, 0.06) + rng.normal(0.0, 0.03, T))

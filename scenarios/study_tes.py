@@ -163,9 +163,11 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
                 every = study["exploitability_every"]
                 tm = time.perf_counter()
                 day, rows = tes_day_metrics(model.case_of(res.day), config, res,
-                                            exploit=bool(every) and res.day % every == 0)
+                                            exploit=bool(every) and res.day % every == 0,
+                                            market=model.protocol.analyst.market())
                 day |= {"iterations": len(res.iterations), "converged": res.converged,
-                        "protocol_s": res.wall_time_s, "metrics_s": time.perf_counter() - tm,
+                        "protocol_s": res.wall_time_s, "benchmarks_s": res.timings.get("benchmarks_s", float("nan")),
+                        "metrics_s": time.perf_counter() - tm,
                         **day_inputs(model.case_of(res.day))}
                 day_rows.append(day)
                 agent_rows += rows

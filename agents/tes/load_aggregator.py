@@ -140,17 +140,20 @@ class LoadAggregator(Agent):
         self.supplier_ids = self.supplier_ids + tuple(new)
 
     # ---------------------------------------------------------------- data
-    def new_day(self, baselines: Mapping[str, Any]) -> None:
-        """The day's baseline load ``p0`` (kW, (T,)) of its customers (customer id -> profile; others keep
-        theirs): the LA's own private data for the day. The models are rebuilt on the next solve; the cuts,
-        kept by the caller, stay valid (they are in the LA's injections, whatever the loads)."""
+    def new_day(self, baselines: Mapping[str, Any], alphas: Mapping[str, Any] | None = None) -> None:
+        """The day's baseline load ``p0`` (kW, (T,)) and utility ``alpha`` ($/kWh, (T,)) of its customers
+        (customer id -> profile; others keep theirs): the LA's own private data for the day. The models are
+        rebuilt on the next solve; the cuts, kept by the caller, stay valid (they are in the LA's
+        injections, whatever the loads)."""
         import dataclasses
 
-        unknown = sorted(set(baselines) - set(self.customer_ids))
+        alphas = alphas or {}
+        unknown = sorted((set(baselines) | set(alphas)) - set(self.customer_ids))
         if unknown:
             raise ValueError(f"{self.id}: no customer {unknown[0]!r}")
-        self.customers = tuple(dataclasses.replace(c, p0=np.asarray(baselines[c.id], float)) if c.id in baselines
-                               else c for c in self.customers)
+        self.customers = tuple(dataclasses.replace(c, p0=np.asarray(baselines.get(c.id, c.p0), float),
+                                                   alpha=np.asarray(alphas.get(c.id, c.alpha), float))
+                               for c in self.customers)
         for c in self.customers:
             if c.horizon != self.horizon:
                 raise ValueError(f"{self.id}: customer {c.id} has {c.horizon} periods, horizon is {self.horizon}")

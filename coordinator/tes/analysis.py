@@ -25,7 +25,9 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 
+from agents.tes.customers import customers_from_case
 from agents.tes.la_problem import LASolution
+from agents.tes.load_aggregator import LoadAggregator
 from agents.tes.operator import DSO
 from network.model import Case
 
@@ -39,8 +41,25 @@ class Analyst:
     """The analyses of a run's days on one case: benchmarks, voltages and violations."""
 
     def __init__(self, case: Case, config: TESConfig) -> None:
-        self.case, self.config = case, config
+        self.case, self.config = case, config  # ``case``: the day's (reassigned when the days differ)
         self._network: DSO | None = None
+        self._market: LoadAggregator | None = None
+        self._market_case: Case | None = None
+
+    def market(self) -> LoadAggregator:
+        """The analyst's own copy of the load aggregator for the current ``case``, built once and kept
+        across days (its problems are reused); when the day's customers differ from the last day's it
+        takes the day's baselines and utilities (``new_day``: the problems are rebuilt once)."""
+        if self._market is None:
+            self._market = make_agents(self.case, self.config)["load_aggregator"]
+        elif self._market_case is not self.case:
+            la = self._market
+            day = {c.id: c for c in customers_from_case(self.case, la.id)}
+            if any(not (np.array_equal(c.p0, day[c.id].p0) and np.array_equal(c.alpha, day[c.id].alpha))
+                   for c in la.customers):
+                la.new_day({k: c.p0 for k, c in day.items()}, {k: c.alpha for k, c in day.items()})
+        self._market_case = self.case
+        return self._market
 
     @property
     def network(self) -> DSO:
@@ -53,7 +72,7 @@ class Analyst:
                    final: LASolution | None = None) -> tuple[LASolution, LASolution | None]:
         """(the unconstrained market, the centralized benchmark or None) for the day's offers; with the
         AC check the centralized benchmark is linearised at ``final``'s AC operating point."""
-        unconstrained = benchmark(self.case, self.config, offers, network=False)
+        unconstrained = self.market().solve(offers, cuts=())
         central = None
         if centralized:
             corr = losses = None

@@ -180,15 +180,16 @@ def private_days(case: Case, profiles: Sequence[Any]) -> dict[str, list[dict[str
     """Each agent's own part of a sequence of days: agent id -> day -> the keyword arguments of its
     ``new_day``. ``profiles``: one profiles table per day (the columns of ``case.profiles``). The main
     grid gets its LMP, each DER manager its own units' availability (within their ratings), the load
-    aggregator its own customers' baselines (kW); nobody gets anyone else's."""
+    aggregator its own customers' baselines (kW) and utility ``alpha`` ($/kWh); nobody gets anyone else's."""
     roles = Roles.of(case)
     (mg,) = case.units_of(roles.main_grid)
     out: dict[str, list[dict[str, Any]]] = {roles.main_grid: [], roles.load_aggregator: []}
     out |= {d: [] for d in roles.der_managers}
-    loads = [(ld.id, ld.baseline_profile) for ld in case.loads_of(roles.load_aggregator)]
+    loads = [(ld.id, ld.baseline_profile, ld.alpha_profile) for ld in case.loads_of(roles.load_aggregator)]
     for prof in profiles:
         out[roles.main_grid].append({"lmp": prof[mg.price_profile].to_numpy(float)})
-        out[roles.load_aggregator].append({"baselines": {c: prof[col].to_numpy(float) for c, col in loads}})
+        out[roles.load_aggregator].append({"baselines": {c: prof[p].to_numpy(float) for c, p, _ in loads},
+                                           "alphas": {c: prof[a].to_numpy(float) for c, _, a in loads}})
         for d in roles.der_managers:
             out[d].append({"available": {u.id: np.minimum(prof[u.avail_profile].to_numpy(float), u.p_max)
                                          for u in case.units_of(d) if u.avail_profile}})
