@@ -44,3 +44,26 @@ def test_a_study_runs_and_resumes(tmp_path, capsys):
     assert sorted(agents["agent"].unique()) == ["DER1", "DER2", "DER3"] and len(agents) == 6
     assert (out / "markups.png").is_file() and (out / "metrics.png").is_file()
     assert cli.main(["study", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_a_competitive_study_has_no_market_power(tmp_path):
+    """Every DER manager at marginal cost, on generated days: Lerner 0, markups 0, no welfare loss and no
+    customer-surplus change against the competitive benchmark (to solver tolerance). Exploitability is
+    not 0 under pay-as-bid (a seller below the LMP gains by raising its price): it is >= 0 and its best
+    markup is a strict markup."""
+    text = ("case = 'tes_competition'\ndays = 2\nexploitability_every = 1\ndays_from = 'generator'\n"
+            "profile_seed = 3\n[default]\nstrategy = 'marginal-cost'\n")
+    out = tmp_path / "run"
+    assert cli.main(["study", str(_write(tmp_path, text)), "--out", str(out)]) == 0
+    days = pd.read_parquet(out / "days.parquet")
+    agents = pd.read_parquet(out / "agents.parquet")
+    assert days["lerner"].abs().max() < 1e-6
+    assert agents["markup"].abs().max() < 1e-9 and agents["lerner"].fillna(0).abs().max() < 1e-6
+    tol = 1e-6 * days["welfare"].abs().max()
+    assert days["welfare_loss"].abs().max() <= tol and days["customer_surplus_change"].abs().max() <= tol
+    assert (agents["exploitability"] >= -1e-9).all()
+    assert ((agents["exploitability"] <= 1e-6) | (agents["best_markup"] > 0)).all()
+    # the days differ, and each agent is recorded by the DataCollector every day
+    assert days["lmp_mean"].nunique() == 2
+    part = pd.read_parquet(out / "participants.parquet")
+    assert len(part) == 2 * 4 and set(part["role"]) == {"der_manager", "load_aggregator"}
