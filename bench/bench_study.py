@@ -48,9 +48,9 @@ def main() -> int:
     f = tmp / "study.toml"
     f.write_text(study_text(a.case, a.days, a.every, a.days_from, a.strategy), encoding="utf-8")
     out = Path(a.out) if a.out else tmp / "run"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rc = cli.main(["study", str(f), "--out", str(out)])
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     d = pd.read_parquet(out / "days.parquet")
     loop = json.loads((out / "timing.json").read_text())["wall_time_s"]
     d["other_s"] = 0.0
@@ -76,7 +76,12 @@ def main() -> int:
         year = 365 * base + (365 / every) * exploit_per_run
         print(f"  365 days, exploitability every {every:>2} day(s): {year / 60:.1f} min "
               f"({'within' if year <= TARGET_S else 'over'} the 10 min target)")
-    print(f"  (this run: {wall:.1f} s wall, study loop {loop:.1f} s; run folder {out})")
+    print(f"  (this run: {wall:.1f} s wall, {cpu:.1f} s CPU of this process, study loop {loop:.1f} s; run folder "
+          f"{out})")
+    if cpu < 0.9 * wall:
+        print(f"  the machine was shared: this process got {cpu / wall:.0%} of a core; at a full core the year "
+              f"(every {a.every} days) would take about "
+              f"{(365 * base + 365 / a.every * exploit_per_run) * cpu / wall / 60:.1f} min")
     return rc
 
 

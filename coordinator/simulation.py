@@ -69,9 +69,11 @@ class TESMarketModel(mesa.Model):
 
     def __init__(self, case: Case, runtime: Runtime, config: TESConfig = TESConfig(), *, seed: int = 0,
                  benchmarks: bool = True, progress: Callable[[str], None] | None = None,
-                 hosts: list[Any] | None = None, profiles: Sequence[pd.DataFrame] | None = None) -> None:
+                 hosts: list[Any] | None = None, profiles: Sequence[pd.DataFrame] | None = None,
+                 network_reports: bool = True) -> None:
         """``profiles``: one profiles table per day when the days differ (None: every day is the case's);
-        ``hosts``: the hosts of a checkpoint (they already hold their private days)."""
+        ``hosts``: the hosts of a checkpoint (they already hold their private days); ``network_reports``:
+        the analyst's voltage and loss tables of each day (OpenDSS power flows; studies leave them out)."""
         super().__init__(rng=seed)
         self.runtime = runtime
         self.profiles = None if profiles is None else list(profiles)
@@ -79,6 +81,7 @@ class TESMarketModel(mesa.Model):
             hosts = make_hosts(prepare_case(case, config), config, self.profiles)
         self.protocol = TESProtocol(runtime, case, config, progress=progress, hosts=hosts)
         self._base_case = self.protocol.case
+        self.protocol.analyst.network_reports = network_reports
         self.benchmarks = benchmarks
         self.day = 0
         self.results: list[DayResult] = []
@@ -148,7 +151,7 @@ class TESMarketModel(mesa.Model):
     @classmethod
     def resume(cls, blob: bytes, case: Case, runtime: Runtime, config: TESConfig = TESConfig(), *,
                seed: int = 0, benchmarks: bool = True, progress: Callable[[str], None] | None = None,
-               profiles: Sequence[pd.DataFrame] | None = None) -> "TESMarketModel":
+               profiles: Sequence[pd.DataFrame] | None = None, network_reports: bool = True) -> "TESMarketModel":
         """The model of a checkpoint, on a fresh runtime: the next :meth:`step` clears the next day.
         ``profiles``: the same days as the checkpointed run's (the analyst's view; the agents' own
         parts are in their snapshots)."""
@@ -160,7 +163,7 @@ class TESMarketModel(mesa.Model):
                 if hasattr(h, "days"):
                     h.days = own.get(h.id)
         model = cls(case, runtime, config, seed=seed, benchmarks=benchmarks, progress=progress, hosts=hosts,
-                    profiles=profiles)
+                    profiles=profiles, network_reports=network_reports)
         model.day = int(state["day"])
         model.results = list(state["results"])
         by_id = {p.agent_id: p for p in model.participants}

@@ -147,11 +147,12 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
     day_rows: list[dict] = []
     agent_rows: list[dict] = []
     if blob is None:
-        model = TESMarketModel(case, runtime, config, seed=study["seed"], benchmarks=False, profiles=profiles)
+        model = TESMarketModel(case, runtime, config, seed=study["seed"], benchmarks=False, profiles=profiles,
+                               network_reports=False)
     else:
         state = pickle.loads(blob)
         model = TESMarketModel.resume(state["model"], case, runtime, config, seed=study["seed"], benchmarks=False,
-                                      profiles=profiles)
+                                      profiles=profiles, network_reports=False)
         day_rows, agent_rows = state["day_rows"], state["agent_rows"]
     t0 = time.perf_counter()
     try:

@@ -45,6 +45,9 @@ class Analyst:
         self._network: DSO | None = None
         self._market: LoadAggregator | None = None
         self._market_case: Case | None = None
+        #: the voltage frames and the loss table of each day (three OpenDSS power flows); off in studies,
+        #: which do not use them: :meth:`voltages` is then empty and :meth:`losses` None
+        self.network_reports = True
 
     def market(self) -> LoadAggregator:
         """The analyst's own copy of the load aggregator for the current ``case``, built once and kept
@@ -83,7 +86,9 @@ class Analyst:
 
     def voltages(self, before: LASolution, after: LASolution) -> pd.DataFrame:
         """Voltages of two schedules in both models: stages "before" and "after", models "lindist3flow"
-        and "opendss" (see :func:`voltage_frame`)."""
+        and "opendss" (see :func:`voltage_frame`); empty when ``network_reports`` is off."""
+        if not self.network_reports:
+            return pd.DataFrame(columns=["node", "phase", "hour", "stage", "model", "v_pu"])
         frames = []
         for sol, stage in ((before, "before"), (after, "after")):
             p, q = injections(sol)
@@ -100,9 +105,11 @@ class Analyst:
         Q = np.vstack([np.atleast_2d(q[k]) for k in q_ids])
         return m.evaluate(m.injection_matrix(net.meters, p_ids) @ P, m.injection_matrix(net.meters, q_ids) @ Q).v
 
-    def losses(self, sol: LASolution) -> pd.DataFrame:
+    def losses(self, sol: LASolution) -> pd.DataFrame | None:
         """Per hour: the main-grid purchase, the feeder import in LinDist3Flow (lossless) and in OpenDSS
-        (with losses), the AC losses and the losses the LA covered (kW)."""
+        (with losses), the AC losses and the losses the LA covered (kW); None when ``network_reports`` is off."""
+        if not self.network_reports:
+            return None
         p, q = injections(sol)
         ac = self.network.ac_flow(p, q)
         net = self.network
