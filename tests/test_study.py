@@ -28,7 +28,7 @@ def test_study_file_errors_name_file_and_key(tmp_path, text, where):
 
 
 def test_built_in_studies_load():
-    for name in ("tes_monopoly", "tes_competition"):
+    for name in ("tes_monopoly", "tes_competition", "tes_competition5", "tes_competitive"):
         s = load_study(f"scenarios/studies/{name}.toml")
         assert s["days"] >= 1
 
