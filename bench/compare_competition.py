@@ -5,7 +5,9 @@
 
 The same supply split among more owners (``scenarios/build_tes_competition.py``: 1 = tes_feeder,
 2 and 3 and 5 = the tes_competition cases), the same seeded days (``scenarios/days.py``), every DER
-manager a learner of ``--strategy`` (the grid of the built-in studies, 0 to 0.1 $/kWh). Prints per
+manager a learner of ``--strategy`` (``--grid analyst``: the analyst's exploitability grid, 0 to 0.16
+$/kWh, so that a learner can play the analyst's best response; ``--grid study``: the built-in studies'
+0 to 0.1 $/kWh). Prints per
 count, over the last half of the days: the quantity-weighted markup ($/kWh), the energy-weighted
 Lerner index, the welfare loss against competitive offers ($/day), the largest exploitability ($)
 and the analyst's best-response markup; for the monopoly, the learner's markup against the best
@@ -26,18 +28,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coordinator.boundary import Boundary  # noqa: E402
 from coordinator.runtime import LocalRuntime  # noqa: E402
 from coordinator.simulation import TESMarketModel  # noqa: E402
-from coordinator.tes.metrics import tes_day_metrics  # noqa: E402
+from coordinator.tes.metrics import EXPLOIT_GRID, tes_day_metrics  # noqa: E402
 from scenarios.build_tes_competition import competition_case  # noqa: E402
 from scenarios.days import DayGenerator  # noqa: E402
 from scenarios.registry import load_case  # noqa: E402
 from scenarios.study_tes import config_of, load  # noqa: E402
 
-GRID = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]
+#: the learners' markup grids ($/kWh): the built-in studies', or the analyst's exploitability grid (so that
+#: the learner can play the analyst's best response)
+GRIDS = {"study": [0.0, 0.02, 0.04, 0.06, 0.08, 0.1], "analyst": list(EXPLOIT_GRID)}
 
 
-def run_count(n: int, days: int, every: int, strategy: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_count(n: int, days: int, every: int, strategy: str, seed: int, grid: list[float]
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     case = competition_case(load_case("tes_feeder"), n)
-    params = {"strategy": strategy, "grid": GRID} if strategy in ("roth-erev", "exp-weights", "q-learning") else {
+    params = {"strategy": strategy, "grid": grid} if strategy in ("roth-erev", "exp-weights", "q-learning") else {
         "strategy": strategy}
     study = load({"case": case.name, "days": days, "seed": seed, "default": params}, "<compare>")
     config = config_of(study, case)
@@ -106,11 +111,12 @@ def main() -> int:
     ap.add_argument("--strategy", default="roth-erev")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--counts", type=int, nargs="+", default=[1, 2, 3, 5])
+    ap.add_argument("--grid", default="analyst", choices=sorted(GRIDS), help="the learners' markup grid")
     ap.add_argument("--out", default="results/compare-competition")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [run_count(n, a.days, a.every, a.strategy, a.seed) for n in a.counts]
+    parts = [run_count(n, a.days, a.every, a.strategy, a.seed, GRIDS[a.grid]) for n in a.counts]
     days = pd.concat([p[0] for p in parts], ignore_index=True)
     agents = pd.concat([p[1] for p in parts], ignore_index=True)
     days.to_parquet(out / "competition_days.parquet")

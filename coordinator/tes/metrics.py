@@ -124,19 +124,27 @@ def profit_of(agent: str, offers: Offers, purchases: Mapping[str, np.ndarray], c
 def exploitability(agent: str, offers: Offers, solve: Solve, cost: Mapping[str, float], cap: np.ndarray,
                    floor: float, owner: Mapping[str, str], grid: tuple[float, ...] = EXPLOIT_GRID,
                    actual: Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
-    """Best unilateral markup deviation of ``agent`` (others fixed): {"gain", "best_markup", "profit"}."""
+    """Best unilateral markup deviation of ``agent`` (others fixed): {"gain", "best_markup", "profit",
+    "unsolved"}. A deviation whose re-solve fails (:class:`agents.base.SolveError`, e.g. the tie-break QP
+    of tied offers) is left out and counted in ``unsolved`` (the gain is then over the others)."""
+    from agents.base import SolveError
+
     base = solve(offers) if actual is None else actual
     p0 = profit_of(agent, offers, base, cost, owner)
-    best, best_m = p0, float("nan")
+    best, best_m, unsolved = p0, float("nan"), 0
     for m in grid:
         dev = {u: ((np.clip(cost[u] + m, floor, _a(cap)), _a(q)) if owner.get(u) == agent else (p, q))
                for u, (p, q) in offers.items()}
         if all(np.array_equal(dev[u][0], _a(offers[u][0])) for u in offers if owner.get(u) == agent):
             continue  # the actual offer: its profit is p0 (no re-solve)
-        pm = profit_of(agent, dev, solve(dev), cost, owner)
+        try:
+            pm = profit_of(agent, dev, solve(dev), cost, owner)
+        except SolveError:
+            unsolved += 1
+            continue
         if pm > best + 1e-9:
             best, best_m = pm, float(m)
-    return {"gain": best - p0, "best_markup": best_m, "profit": p0}
+    return {"gain": best - p0, "best_markup": best_m, "profit": p0, "unsolved": unsolved}
 
 
 @dataclass
@@ -224,7 +232,7 @@ def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
             e = exploitability(d, offers, lambda o: solve_full(o, cuts=()).purchases, cost, cap, floor, owner, grid,
                                actual=actual.purchases)
             t_exploit += time.perf_counter() - te
-            row |= {"exploitability": e["gain"], "best_markup": e["best_markup"]}
+            row |= {"exploitability": e["gain"], "best_markup": e["best_markup"], "exploit_unsolved": e["unsolved"]}
         rows.append(row)
     tot = sum(energy.values())
     day = {"day": res.day, "hhi": energy_weighted(h, demand),
