@@ -132,11 +132,14 @@ def exploitability(agent: str, offers: Offers, solve: Solve, cost: Mapping[str, 
     base = solve(offers) if actual is None else actual
     p0 = profit_of(agent, offers, base, cost, owner)
     best, best_m, unsolved = p0, float("nan"), 0
+    seen: set[bytes] = set()
     for m in grid:
         dev = {u: ((np.clip(cost[u] + m, floor, _a(cap)), _a(q)) if owner.get(u) == agent else (p, q))
                for u, (p, q) in offers.items()}
-        if all(np.array_equal(dev[u][0], _a(offers[u][0])) for u in offers if owner.get(u) == agent):
-            continue  # the actual offer: its profit is p0 (no re-solve)
+        key = b"".join(dev[u][0].tobytes() for u in sorted(offers) if owner.get(u) == agent)
+        if key in seen or all(np.array_equal(dev[u][0], _a(offers[u][0])) for u in offers if owner.get(u) == agent):
+            continue  # the actual offer (profit p0) or a deviation already solved (markups clipped to the cap)
+        seen.add(key)
         try:
             pm = profit_of(agent, dev, solve(dev), cost, owner)
         except SolveError:
