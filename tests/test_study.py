@@ -67,3 +67,21 @@ def test_a_competitive_study_has_no_market_power(tmp_path):
     assert days["lmp_mean"].nunique() == 2
     part = pd.read_parquet(out / "participants.parquet")
     assert len(part) == 2 * 4 and set(part["role"]) == {"der_manager", "load_aggregator"}
+
+
+def test_run_study_dispatches_by_protocol(tmp_path, monkeypatch):
+    """A protocol's study module plugs in through scenarios.study.PROTOCOLS (load, then run)."""
+    import sys
+    import types
+
+    import scenarios.study as S
+
+    seen = {}
+    mod = types.ModuleType("fake_study")
+    mod.load = lambda raw, f: {"protocol": "fake", "file": f, "days": raw["days"]}
+    mod.run = lambda args, study: seen.setdefault("study", study) and 0
+    monkeypatch.setitem(sys.modules, "fake_study", mod)
+    monkeypatch.setitem(S.PROTOCOLS, "fake", "fake_study")
+    p = _write(tmp_path, "protocol = 'fake'\ndays = 4\n")
+    assert cli.main(["study", str(p)]) == 0
+    assert seen["study"] == {"protocol": "fake", "file": str(p), "days": 4}
