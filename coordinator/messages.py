@@ -87,7 +87,8 @@ class Action(str, Enum):
 
     tes: ``OPEN`` (main grid: post the LMP; DER managers: offer), ``CLOSE`` (load
     aggregator: send each seller its final schedule), ``END_OF_DAY`` (DER managers: learn
-    from the day). tso-dso: ``OFFER_DAY_AHEAD``, ``OFFER_REAL_TIME`` (participants, for a
+    from the day), ``NEW_DAY`` (main grid, DER managers, load aggregator: take day
+    ``iteration``'s data from their own private data set; the command carries only the day). tso-dso: ``OFFER_DAY_AHEAD``, ``OFFER_REAL_TIME`` (participants, for a
     scenario set), ``SCENARIO_SET`` (operators: the set the next offers and exchanges
     belong to), ``LOWER_BOUND`` (DSOs: a lower bound of their real-time cost), and the
     TSO's steps of the Benders loop, which the protocol drives (``MASTER``,
@@ -98,6 +99,7 @@ class Action(str, Enum):
     OPEN = "open"
     CLOSE = "close"
     END_OF_DAY = "end_of_day"
+    NEW_DAY = "new_day"
     OFFER_DAY_AHEAD = "offer_day_ahead"
     OFFER_REAL_TIME = "offer_real_time"
     SCENARIO_SET = "scenario_set"

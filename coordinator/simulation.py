@@ -4,7 +4,15 @@ Participants are ``mesa.Agent``s that hold their strategy's description and a
 handle to the runtime where the real agent (its private data and local problem)
 lives, possibly in a Ray actor. Between days the participants' strategies adapt
 (the DER managers' strategies receive the day's profit). A ``DataCollector``
-records per-day figures.
+records per-day figures of the model and of each participant (``agent_reporters``:
+role, profit in $, markup in $/kWh, energy sold in kWh; :meth:`TESMarketModel.agents_frame`).
+
+Days that differ (``profiles``: one profiles table per day, e.g. from
+:class:`scenarios.days.DayGenerator`): each agent is given its own part of every day
+as private data when its host is made (:func:`coordinator.tes.setup.private_days`),
+and before each day the coordinator sends ``Command(NEW_DAY, iteration=day)`` to the
+main grid, the DER managers and the load aggregator; only the day number travels.
+The analyst (benchmarks, metrics) sees the day's whole case (:meth:`TESMarketModel.case_of`).
 
 Works on Mesa 3.3 (Python 3.11) and Mesa 3.5 (Python 3.12+): the model is
 seeded with ``rng=``, ``step()`` takes no arguments, and the collected frames are
@@ -13,7 +21,7 @@ re-indexed by ``day`` instead of relying on the DataCollector's index type.
 from __future__ import annotations
 
 import pickle
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import mesa
 import pandas as pd
@@ -24,7 +32,7 @@ from .boundary import COORDINATOR
 from .host import Host
 from .messages import Action, Command
 from .tes.protocol import DayResult, TESProtocol
-from .tes.setup import TESConfig
+from .tes.setup import TESConfig, make_hosts, prepare_case, private_days
 from .runtime import Runtime
 
 
@@ -36,16 +44,24 @@ class Participant(mesa.Agent):
         self.agent_id = agent_id
         self.role = role
         self.profit = 0.0
+        self.energy_kwh = 0.0
         self.strategy: dict[str, Any] = {}
+
+    @property
+    def markup(self) -> float:
+        """The markup its strategy played on the day ($/kWh; NaN for a participant with no offer strategy)."""
+        return float(self.strategy.get("markup", 0.0 if self.strategy else float("nan")))
 
     def observe(self) -> None:
         """Read this participant's published figures for the day from its runtime host (the analyst channel)."""
         rep = self.model.runtime.analyst.read(self.agent_id, "report")
         if self.role == "der_manager":
             self.profit = sum(v["profit"] for v in rep["settlement"].values())
+            self.energy_kwh = sum(v["energy"] for v in rep["settlement"].values())
             self.strategy = rep["strategy"]
         elif self.role == "load_aggregator" and rep.get("solution") is not None:
             self.profit = float(rep["solution"].objective)
+            self.energy_kwh = float(sum(v.sum() for v in rep["solution"].loads.values()))
 
 
 class TESMarketModel(mesa.Model):
@@ -53,10 +69,19 @@ class TESMarketModel(mesa.Model):
 
     def __init__(self, case: Case, runtime: Runtime, config: TESConfig = TESConfig(), *, seed: int = 0,
                  benchmarks: bool = True, progress: Callable[[str], None] | None = None,
-                 hosts: list[Any] | None = None) -> None:
+                 hosts: list[Any] | None = None, profiles: Sequence[pd.DataFrame] | None = None,
+                 network_reports: bool = True) -> None:
+        """``profiles``: one profiles table per day when the days differ (None: every day is the case's);
+        ``hosts``: the hosts of a checkpoint (they already hold their private days); ``network_reports``:
+        the analyst's voltage and loss tables of each day (OpenDSS power flows; studies leave them out)."""
         super().__init__(rng=seed)
         self.runtime = runtime
+        self.profiles = None if profiles is None else list(profiles)
+        if hosts is None and self.profiles is not None:
+            hosts = make_hosts(prepare_case(case, config), config, self.profiles)
         self.protocol = TESProtocol(runtime, case, config, progress=progress, hosts=hosts)
+        self._base_case = self.protocol.case
+        self.protocol.analyst.network_reports = network_reports
         self.benchmarks = benchmarks
         self.day = 0
         self.results: list[DayResult] = []
@@ -74,10 +99,27 @@ class TESMarketModel(mesa.Model):
             "centralized_gap": lambda m: (m.results[-1].objective_gap if m.results[-1].centralized is not None
                                           else float("nan")),
             "wall_time_s": lambda m: m.results[-1].wall_time_s,
+        }, agent_reporters={
+            "day": lambda a: a.model.day, "agent": "agent_id", "role": "role", "profit": "profit",
+            "markup": lambda a: a.markup, "energy_kwh": "energy_kwh",
         })
+
+    def case_of(self, day: int) -> Case:
+        """The case of ``day`` as the analyst sees it (the day's profiles; the transformer limit applied)."""
+        if self.profiles is None:
+            return self._base_case
+        if not 0 <= day < len(self.profiles):
+            raise ValueError(f"no profiles for day {day}: the model was given {len(self.profiles)} day(s)")
+        return self._base_case.replace(profiles=self.profiles[day])
 
     def step(self) -> None:
         """Clear one market day, record it, then let strategies adapt."""
+        if self.profiles is not None:  # each agent takes the day's data from its own private data set
+            r = self.protocol.roles
+            self.runtime.exchange(self.runtime.send(
+                [Command(COORDINATOR, a, 0, action=Action.NEW_DAY, iteration=self.day)
+                 for a in (r.main_grid, *r.der_managers, r.load_aggregator)]))
+            self.protocol.analyst.case = self.case_of(self.day)
         res = self.protocol.run_day(self.day, benchmarks=self.benchmarks)
         self.results.append(res)
         for p in self.participants:
@@ -100,6 +142,7 @@ class TESMarketModel(mesa.Model):
             "results": self.results,
             "participants": [(p.agent_id, p.role, p.profit, p.strategy) for p in self.participants],
             "model_vars": {k: list(v) for k, v in self.datacollector.model_vars.items()},
+            "agent_records": [list(v) for v in self.datacollector._agent_records.values()],
             "rng": self.rng.bit_generator.state if hasattr(self, "rng") else None,
             "random": self.random.getstate(),
         }
@@ -107,12 +150,20 @@ class TESMarketModel(mesa.Model):
 
     @classmethod
     def resume(cls, blob: bytes, case: Case, runtime: Runtime, config: TESConfig = TESConfig(), *,
-               seed: int = 0, benchmarks: bool = True,
-               progress: Callable[[str], None] | None = None) -> "TESMarketModel":
-        """The model of a checkpoint, on a fresh runtime: the next :meth:`step` clears the next day."""
+               seed: int = 0, benchmarks: bool = True, progress: Callable[[str], None] | None = None,
+               profiles: Sequence[pd.DataFrame] | None = None, network_reports: bool = True) -> "TESMarketModel":
+        """The model of a checkpoint, on a fresh runtime: the next :meth:`step` clears the next day.
+        ``profiles``: the same days as the checkpointed run's (the analyst's view; the agents' own
+        parts are in their snapshots)."""
         state = pickle.loads(blob)
         hosts = [Host.restore(b) for b in state["hosts"].values()]
-        model = cls(case, runtime, config, seed=seed, benchmarks=benchmarks, progress=progress, hosts=hosts)
+        if profiles is not None:  # a longer run than the checkpointed one: each agent gets its own part of every day
+            own = private_days(prepare_case(case, config), profiles)
+            for h in hosts:
+                if hasattr(h, "days"):
+                    h.days = own.get(h.id)
+        model = cls(case, runtime, config, seed=seed, benchmarks=benchmarks, progress=progress, hosts=hosts,
+                    profiles=profiles, network_reports=network_reports)
         model.day = int(state["day"])
         model.results = list(state["results"])
         by_id = {p.agent_id: p for p in model.participants}
@@ -120,6 +171,9 @@ class TESMarketModel(mesa.Model):
             by_id[aid].profit, by_id[aid].strategy = profit, strategy
         for k, v in state["model_vars"].items():
             model.datacollector.model_vars[k] = list(v)
+        # keyed apart from the new run's steps (Mesa keys records by the step, which restarts at 0)
+        for i, recs in enumerate(state.get("agent_records", [])):
+            model.datacollector._agent_records[("checkpoint", i)] = [tuple(r) for r in recs]
         if state.get("rng") is not None and hasattr(model, "rng"):
             model.rng.bit_generator.state = state["rng"]
         model.random.setstate(state["random"])
@@ -128,3 +182,8 @@ class TESMarketModel(mesa.Model):
     def days_frame(self) -> pd.DataFrame:
         df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
         return df.set_index("day")
+
+    def agents_frame(self) -> pd.DataFrame:
+        """Per day and participant: day, agent, role, profit ($), markup ($/kWh), energy_kwh (sold by a DER
+        manager, served by the load aggregator), in the order recorded (Mesa's own index dropped)."""
+        return self.datacollector.get_agent_vars_dataframe().reset_index(drop=True)

@@ -1,111 +1,53 @@
-"""``python3 run.py study STUDY_FILE``: a strategic study of the ``tes`` market in the Mesa shell.
+"""``python3 run.py study STUDY_FILE``: a strategic study, dispatched by the study file's ``protocol``.
 
-A study file (TOML)::
+The study file is TOML; its ``protocol`` key (default ``"tes"``) picks the module that checks
+and runs it, from :data:`PROTOCOLS`. A protocol's study module has two functions:
 
-    protocol = "tes"                 # tes only for now
-    case = "tes_competition"         # built-in case name or case folder
-    days = 30                        # market days (one Mesa step each)
-    seed = 0                         # the model's seed; each learner's seed is seed + its index unless given
-    exploitability_every = 1         # the analyst's exploitability re-solves every N days (0: never)
+- ``load(raw: dict, file: str) -> dict``: the checked study of the parsed file (a
+  :class:`network.errors.CaseError` names the file, the key and what is wrong); the dict has
+  ``"protocol"`` and ``"file"``;
+- ``run(args: argparse.Namespace, study: dict) -> int``: run it (``args.out``, ``args.resume``);
+  the exit status.
 
-    [default]                        # strategy of every DER manager not listed in [agents]
-    strategy = "marginal-cost"
-
-    [agents.DER1]                    # one table per DER manager: strategy name and its parameters
-    strategy = "roth-erev"
-    recency = 0.05
-
-Writes, in a run folder: ``days.parquet`` (per day: protocol figures and the market metrics),
-``agents.parquet`` (per day and DER manager: markup, Lerner, profit, RSI, exploitability),
-``markups.png``, ``metrics.png``; ``--resume`` goes on from the last finished day.
-Every day's profiles are the case's (the seeded day generator is not built yet).
+The ``tes`` study is :mod:`scenarios.study_tes` (its file format is in its docstring).
 """
 from __future__ import annotations
 
 import argparse
-import json
-import pickle
-import time
+import importlib
 import tomllib
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from network.errors import CaseError
 
-KEYS = {"protocol", "case", "days", "seed", "exploitability_every", "default", "agents", "description"}
-CHECKPOINT = "state/checkpoint.pkl"
+#: protocol -> the module of its study (``load`` and ``run``, see the module docstring)
+PROTOCOLS: dict[str, str] = {"tes": "scenarios.study_tes"}
 
 
-def _err(file: str, key: str, what: str) -> CaseError:
-    return CaseError(what, file=file, column=key)
-
-
-def load_study(path: str | Path) -> dict[str, Any]:
-    """The study of a TOML file, checked; a CaseError names the file, the key and what is wrong."""
-    from agents.strategies import STRATEGIES, make_strategy
-
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The parsed study file; a CaseError names the file when it cannot be read or parsed."""
     f = str(path)
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise CaseError(f"cannot read the study file: {exc.strerror}", file=f) from None
     except tomllib.TOMLDecodeError as exc:
         raise CaseError(f"not valid TOML: {exc}", file=f) from None
-    unknown = sorted(set(raw) - KEYS)
-    if unknown:
-        raise _err(f, unknown[0], f"unknown key (known: {', '.join(sorted(KEYS))})")
-    if raw.get("protocol", "tes") != "tes":
-        raise _err(f, "protocol", f"only 'tes' studies exist so far, got {raw.get('protocol')!r}")
-    for k, lo in (("days", 1), ("seed", 0), ("exploitability_every", 0)):
-        v = raw.get(k, {"days": 1, "seed": 0, "exploitability_every": 1}[k])
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise _err(f, k, f"must be an integer >= {lo}, got {v!r}")
-        raw[k] = v
-    if not isinstance(raw.get("case", "tes_feeder"), str):
-        raise _err(f, "case", "must be a case name or folder (a string)")
-    study = {"file": f, "case": raw.get("case", "tes_feeder"), "days": raw["days"], "seed": raw["seed"],
-             "exploitability_every": raw["exploitability_every"], "agents": {}}
-    tables = {"default": raw.get("default", {"strategy": "marginal-cost"})}
-    agents = raw.get("agents", {})
-    if not isinstance(agents, dict):
-        raise _err(f, "agents", "must be a table of DER manager tables ([agents.DER1])")
-    tables |= {f"agents.{a}": t for a, t in agents.items()}
-    for key, t in tables.items():
-        if not isinstance(t, dict) or "strategy" not in t:
-            raise _err(f, key, "must be a table with a 'strategy'")
-        params = {k: v for k, v in t.items() if k != "strategy"}
-        if t["strategy"] not in STRATEGIES:
-            raise _err(f, f"{key}.strategy", f"unknown strategy {t['strategy']!r} (known: {', '.join(STRATEGIES)})")
-        try:
-            make_strategy(t["strategy"], strict=True, **params)
-        except (ValueError, TypeError) as exc:
-            raise _err(f, key, str(exc)) from None
-        study["agents"][key] = (t["strategy"], params)
-    return study
 
 
-def config_of(study: dict[str, Any], case: Any) -> Any:
-    """The TESConfig: one strategy per DER manager of the case (its table, else [default])."""
-    from coordinator.tes.setup import Roles, TESConfig
+def study_module(protocol: Any, file: str) -> Any:
+    """The study module of ``protocol`` (a CaseError naming the file and ``protocol`` if there is none)."""
+    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
+        raise CaseError(f"no study for protocol {protocol!r} (known: {', '.join(sorted(PROTOCOLS))})", file=file,
+                        column="protocol")
+    return importlib.import_module(PROTOCOLS[protocol])
 
-    roles = Roles.of(case)
-    extra = sorted(set(k.split(".", 1)[1] for k in study["agents"] if k != "default") - set(roles.der_managers))
-    if extra:
-        raise _err(study["file"], f"agents.{extra[0]}", f"no DER manager {extra[0]!r} in case {case.name} "
-                   f"(it has {', '.join(roles.der_managers)})")
-    entries = []
-    for i, d in enumerate(roles.der_managers):
-        name, params = study["agents"].get(f"agents.{d}", study["agents"]["default"])
-        params = dict(params)
-        from agents.strategies import strategy_parameters
 
-        if "seed" in strategy_parameters(name) and "seed" not in params:
-            params["seed"] = study["seed"] + i
-        entries.append((d, name, tuple(sorted(params.items(), key=lambda kv: kv[0]))))
-    return TESConfig(strategies=tuple((d, n, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in p))
-                                      for d, n, p in entries), seed=study["seed"])
+def load_study(path: str | Path) -> dict[str, Any]:
+    """The checked study of a TOML file, by its protocol's study module."""
+    raw = read_toml(path)
+    return study_module(raw.get("protocol", "tes"), str(path)).load(raw, str(path))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -115,90 +57,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
-    from coordinator.boundary import Boundary
-    from coordinator.runtime import LocalRuntime
-    from coordinator.simulation import TESMarketModel
-    from coordinator.tes.metrics import tes_day_metrics
-    from scenarios.registry import load_case
-    from scenarios.runs import RunFolder, atomic_write
-
     study = load_study(args.study)
-    case = load_case(study["case"])
-    config = config_of(study, case)
-    blob = None
-    if args.resume:
-        if args.out is None or not (Path(args.out) / CHECKPOINT).is_file():
-            raise CaseError("--resume needs --out with a finished day (state/checkpoint.pkl)", file="--out")
-        blob = (Path(args.out) / CHECKPOINT).read_bytes()
-    folder = RunFolder.create("study", args.out)
-    folder.write_manifest("study", {"study": str(args.study), "days": study["days"], "case": study["case"],
-                                    "resume": bool(args.resume)}, seed=study["seed"])
-    boundary = Boundary(folder.file("audit.jsonl" if blob is None else f"audit.resume-{time.time_ns()}.jsonl"))
-    runtime = LocalRuntime(boundary)
-    day_rows: list[dict] = []
-    agent_rows: list[dict] = []
-    if blob is None:
-        model = TESMarketModel(case, runtime, config, seed=study["seed"], benchmarks=False)
-    else:
-        state = pickle.loads(blob)
-        model = TESMarketModel.resume(state["model"], case, runtime, config, seed=study["seed"], benchmarks=False)
-        day_rows, agent_rows = state["day_rows"], state["agent_rows"]
-    t0 = time.perf_counter()
-    try:
-        with Progress() as progress:
-            task = progress.add_task("market days", total=study["days"], completed=model.day)
-            while model.day < study["days"]:
-                model.step()
-                res = model.results[-1]
-                every = study["exploitability_every"]
-                tm = time.perf_counter()
-                day, rows = tes_day_metrics(model.protocol.case, config, res,
-                                            exploit=bool(every) and res.day % every == 0)
-                day |= {"iterations": len(res.iterations), "converged": res.converged,
-                        "protocol_s": res.wall_time_s, "metrics_s": time.perf_counter() - tm}
-                day_rows.append(day)
-                agent_rows += rows
-                folder.write_parquet("days.parquet", pd.DataFrame(day_rows))
-                folder.write_parquet("agents.parquet", pd.DataFrame(agent_rows))
-                state = {"model": model.checkpoint(), "day_rows": day_rows, "agent_rows": agent_rows}
-                atomic_write(folder.file(CHECKPOINT), lambda fh: fh.write(pickle.dumps(state)), binary=True)
-                progress.update(task, completed=model.day,
-                                description=f"day {res.day}: Lerner {day['lerner']:.3f}")
-    finally:
-        runtime.shutdown()
-        boundary.close()
-    wall = time.perf_counter() - t0
-    folder.write_json("timing.json", {"days_run": len(model.results), "wall_time_s": wall})
-    write_plots(folder, pd.DataFrame(day_rows), pd.DataFrame(agent_rows))
-    print(f"{study['days']} day(s), wall time {wall:.1f} s; run folder: {folder.path}")
-    return 0 if all(r["converged"] for r in day_rows) else 1
-
-
-def write_plots(folder: Any, days: pd.DataFrame, agents: pd.DataFrame) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for a, g in agents.groupby("agent"):
-        axes[0].plot(g["day"], g["markup"], label=a)
-        if "exploitability" in g:
-            axes[1].plot(g["day"], g["exploitability"], marker=".", label=a)
-    axes[0].set(xlabel="day", ylabel="markup ($/kWh)", title="markups (learning curves)")
-    axes[1].set(xlabel="day", ylabel="$", title="exploitability")
-    axes[0].legend(), axes[1].legend()
-    fig.tight_layout()
-    folder.write_png("markups.png", fig)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    axes[0].plot(days["day"], days["lerner"]), axes[0].set(xlabel="day", title="Lerner (energy-weighted)")
-    axes[1].plot(days["day"], days["welfare_loss"], label="welfare loss")
-    axes[1].plot(days["day"], -days["customer_surplus_change"], label="customer surplus lost")
-    axes[1].set(xlabel="day", ylabel="$ vs competitive", title="against the competitive offers"), axes[1].legend()
-    axes[2].plot(days["day"], days["hhi"]), axes[2].set(xlabel="day", title="HHI")
-    fig.tight_layout()
-    folder.write_png("metrics.png", fig)
-    plt.close(fig)
+    return study_module(study["protocol"], study["file"]).run(args, study)

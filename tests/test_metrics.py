@@ -58,6 +58,18 @@ def test_exploitability_by_hand():
     # can price up to the cap: best markup 0.15 (price 0.2), gain 5 * 0.15
     e = M.exploitability("A", comp, merit_order(15.0), cost, cap, 0.0, own, grid=(0.0, 0.05, 0.15))
     assert e["best_markup"] == pytest.approx(0.15) and e["gain"] == pytest.approx(5 * 0.15)
+    # a deviation whose re-solve fails is left out and counted; the gain is over the others
+    from agents.base import SolveError
+
+    solve = merit_order(15.0)
+
+    def flaky(offers):
+        if abs(float(offers["A1"][0][0]) - 0.2) < 1e-12:
+            raise SolveError("LA", "tie-break QP", "not solved")
+        return solve(offers)
+
+    e = M.exploitability("A", comp, flaky, cost, cap, 0.0, own, grid=(0.0, 0.05, 0.15))
+    assert e["unsolved"] == 1 and e["best_markup"] == pytest.approx(0.05) and e["gain"] == pytest.approx(5 * 0.05)
 
 
 def test_a_competitive_tes_day_has_no_market_power_figures():

@@ -16,7 +16,7 @@ def _write(tmp_path, text, name="s.toml"):
 
 
 @pytest.mark.parametrize("text, where", [
-    ("days = 0\n", "days"), ("protocol = 'tso-dso'\n", "protocol"), ("dayz = 3\n", "dayz"),
+    ("days = 0\n", "days"), ("protocol = 'nodal'\n", "protocol"), ("dayz = 3\n", "dayz"),
     ("[default]\nstrategy = 'psychic'\n", "default.strategy"),
     ("[agents.DER1]\nstrategy = 'roth-erev'\nrecency = 'high'\n", "agents.DER1"),
 ])
@@ -28,7 +28,7 @@ def test_study_file_errors_name_file_and_key(tmp_path, text, where):
 
 
 def test_built_in_studies_load():
-    for name in ("tes_monopoly", "tes_competition"):
+    for name in ("tes_monopoly", "tes_competition", "tes_competition5", "tes_competitive"):
         s = load_study(f"scenarios/studies/{name}.toml")
         assert s["days"] >= 1
 
@@ -44,3 +44,44 @@ def test_a_study_runs_and_resumes(tmp_path, capsys):
     assert sorted(agents["agent"].unique()) == ["DER1", "DER2", "DER3"] and len(agents) == 6
     assert (out / "markups.png").is_file() and (out / "metrics.png").is_file()
     assert cli.main(["study", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_a_competitive_study_has_no_market_power(tmp_path):
+    """Every DER manager at marginal cost, on generated days: Lerner 0, markups 0, no welfare loss and no
+    customer-surplus change against the competitive benchmark (to solver tolerance). Exploitability is
+    not 0 under pay-as-bid (a seller below the LMP gains by raising its price): it is >= 0 and its best
+    markup is a strict markup."""
+    text = ("case = 'tes_competition'\ndays = 2\nexploitability_every = 1\ndays_from = 'generator'\n"
+            "profile_seed = 3\n[default]\nstrategy = 'marginal-cost'\n")
+    out = tmp_path / "run"
+    assert cli.main(["study", str(_write(tmp_path, text)), "--out", str(out)]) == 0
+    days = pd.read_parquet(out / "days.parquet")
+    agents = pd.read_parquet(out / "agents.parquet")
+    assert days["lerner"].abs().max() < 1e-6
+    assert agents["markup"].abs().max() < 1e-9 and agents["lerner"].fillna(0).abs().max() < 1e-6
+    tol = 1e-6 * days["welfare"].abs().max()
+    assert days["welfare_loss"].abs().max() <= tol and days["customer_surplus_change"].abs().max() <= tol
+    assert (agents["exploitability"] >= -1e-9).all()
+    assert ((agents["exploitability"] <= 1e-6) | (agents["best_markup"] > 0)).all()
+    # the days differ, and each agent is recorded by the DataCollector every day
+    assert days["lmp_mean"].nunique() == 2
+    part = pd.read_parquet(out / "participants.parquet")
+    assert len(part) == 2 * 4 and set(part["role"]) == {"der_manager", "load_aggregator"}
+
+
+def test_run_study_dispatches_by_protocol(tmp_path, monkeypatch):
+    """A protocol's study module plugs in through scenarios.study.PROTOCOLS (load, then run)."""
+    import sys
+    import types
+
+    import scenarios.study as S
+
+    seen = {}
+    mod = types.ModuleType("fake_study")
+    mod.load = lambda raw, f: {"protocol": "fake", "file": f, "days": raw["days"]}
+    mod.run = lambda args, study: seen.setdefault("study", study) and 0
+    monkeypatch.setitem(sys.modules, "fake_study", mod)
+    monkeypatch.setitem(S.PROTOCOLS, "fake", "fake_study")
+    p = _write(tmp_path, "protocol = 'fake'\ndays = 4\n")
+    assert cli.main(["study", str(p)]) == 0
+    assert seen["study"] == {"protocol": "fake", "file": str(p), "days": 4}

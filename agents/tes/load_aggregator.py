@@ -140,6 +140,27 @@ class LoadAggregator(Agent):
         self.supplier_ids = self.supplier_ids + tuple(new)
 
     # ---------------------------------------------------------------- data
+    def new_day(self, baselines: Mapping[str, Any], alphas: Mapping[str, Any] | None = None) -> None:
+        """The day's baseline load ``p0`` (kW, (T,)) and utility ``alpha`` ($/kWh, (T,)) of its customers
+        (customer id -> profile; others keep theirs): the LA's own private data for the day. The models are
+        rebuilt on the next solve; the cuts, kept by the caller, stay valid (they are in the LA's
+        injections, whatever the loads)."""
+        import dataclasses
+
+        alphas = alphas or {}
+        unknown = sorted((set(baselines) | set(alphas)) - set(self.customer_ids))
+        if unknown:
+            raise ValueError(f"{self.id}: no customer {unknown[0]!r}")
+        self.customers = tuple(dataclasses.replace(c, p0=np.asarray(baselines.get(c.id, c.p0), float),
+                                                   alpha=np.asarray(alphas.get(c.id, c.alpha), float))
+                               for c in self.customers)
+        for c in self.customers:
+            if c.horizon != self.horizon:
+                raise ValueError(f"{self.id}: customer {c.id} has {c.horizon} periods, horizon is {self.horizon}")
+        for k in [k for k in self.__dict__ if k.startswith("_cache")]:
+            delattr(self, k)
+        self.last_solution = None
+
     def _retail(self) -> Retail:
         r = getattr(self, "_cache_retail", None)
         if r is None:

@@ -38,6 +38,14 @@ class MainGrid(Agent):
                 raise ValueError(f"the main grid's supply points must share one LMP; {u.id} differs")
         return cls(owner_id, lmp, units[0].id, unit_ids=tuple(u.id for u in units))
 
+    def new_day(self, lmp: np.ndarray) -> None:
+        """The day's LMP ($ per energy unit, (T,)): the main grid's own private data for the day."""
+        lmp = np.array(lmp, dtype=float)
+        if lmp.shape != self.lmp.shape or not np.all(np.isfinite(lmp)):
+            raise ValueError(f"{self.id}: the day's LMP must be {self.lmp.size} finite prices")
+        self.lmp = lmp
+        self.sold = np.zeros_like(self.lmp)
+
     def public_ids(self) -> frozenset[str]:
         return frozenset(self.unit_ids)
 

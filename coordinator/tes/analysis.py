@@ -25,7 +25,9 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 
+from agents.tes.customers import customers_from_case
 from agents.tes.la_problem import LASolution
+from agents.tes.load_aggregator import LoadAggregator
 from agents.tes.operator import DSO
 from network.model import Case
 
@@ -39,8 +41,28 @@ class Analyst:
     """The analyses of a run's days on one case: benchmarks, voltages and violations."""
 
     def __init__(self, case: Case, config: TESConfig) -> None:
-        self.case, self.config = case, config
+        self.case, self.config = case, config  # ``case``: the day's (reassigned when the days differ)
         self._network: DSO | None = None
+        self._market: LoadAggregator | None = None
+        self._market_case: Case | None = None
+        #: the voltage frames and the loss table of each day (three OpenDSS power flows); off in studies,
+        #: which do not use them: :meth:`voltages` is then empty and :meth:`losses` None
+        self.network_reports = True
+
+    def market(self) -> LoadAggregator:
+        """The analyst's own copy of the load aggregator for the current ``case``, built once and kept
+        across days (its problems are reused); when the day's customers differ from the last day's it
+        takes the day's baselines and utilities (``new_day``: the problems are rebuilt once)."""
+        if self._market is None:
+            self._market = make_agents(self.case, self.config)["load_aggregator"]
+        elif self._market_case is not self.case:
+            la = self._market
+            day = {c.id: c for c in customers_from_case(self.case, la.id)}
+            if any(not (np.array_equal(c.p0, day[c.id].p0) and np.array_equal(c.alpha, day[c.id].alpha))
+                   for c in la.customers):
+                la.new_day({k: c.p0 for k, c in day.items()}, {k: c.alpha for k, c in day.items()})
+        self._market_case = self.case
+        return self._market
 
     @property
     def network(self) -> DSO:
@@ -53,7 +75,7 @@ class Analyst:
                    final: LASolution | None = None) -> tuple[LASolution, LASolution | None]:
         """(the unconstrained market, the centralized benchmark or None) for the day's offers; with the
         AC check the centralized benchmark is linearised at ``final``'s AC operating point."""
-        unconstrained = benchmark(self.case, self.config, offers, network=False)
+        unconstrained = self.market().solve(offers, cuts=())
         central = None
         if centralized:
             corr = losses = None
@@ -64,7 +86,9 @@ class Analyst:
 
     def voltages(self, before: LASolution, after: LASolution) -> pd.DataFrame:
         """Voltages of two schedules in both models: stages "before" and "after", models "lindist3flow"
-        and "opendss" (see :func:`voltage_frame`)."""
+        and "opendss" (see :func:`voltage_frame`); empty when ``network_reports`` is off."""
+        if not self.network_reports:
+            return pd.DataFrame(columns=["node", "phase", "hour", "stage", "model", "v_pu"])
         frames = []
         for sol, stage in ((before, "before"), (after, "after")):
             p, q = injections(sol)
@@ -81,9 +105,11 @@ class Analyst:
         Q = np.vstack([np.atleast_2d(q[k]) for k in q_ids])
         return m.evaluate(m.injection_matrix(net.meters, p_ids) @ P, m.injection_matrix(net.meters, q_ids) @ Q).v
 
-    def losses(self, sol: LASolution) -> pd.DataFrame:
+    def losses(self, sol: LASolution) -> pd.DataFrame | None:
         """Per hour: the main-grid purchase, the feeder import in LinDist3Flow (lossless) and in OpenDSS
-        (with losses), the AC losses and the losses the LA covered (kW)."""
+        (with losses), the AC losses and the losses the LA covered (kW); None when ``network_reports`` is off."""
+        if not self.network_reports:
+            return None
         p, q = injections(sol)
         ac = self.network.ac_flow(p, q)
         net = self.network

@@ -4,7 +4,12 @@ The coordinator drives a day with :class:`Command` messages: ``OPEN`` to the mai
 the LMP to the DER managers, who answer with offers, and its own offer to the load
 aggregator), ``CLOSE`` to the load aggregator (it sends each seller its final schedule) and
 ``END_OF_DAY`` to the DER managers (their strategies learn from the day). Every offer is for
-day-ahead energy (``Product.DAY_AHEAD``). Peer tables name the roles a host talks to:
+day-ahead energy (``Product.DAY_AHEAD``).
+
+Days that differ: the main grid, the DER managers and the load aggregator may hold a private data
+set of the days (``days``: day -> the keyword arguments of its agent's ``new_day``: its own LMP,
+its own units' availability, its own customers' baselines). ``Command(NEW_DAY, iteration=d)``
+makes the agent take day ``d``'s data; only the day number travels, never the data. Peer tables name the roles a host talks to:
 ``"der_manager"``, ``"load_aggregator"`` and ``"operator"`` (the TES operator).
 """
 from __future__ import annotations
@@ -28,18 +33,38 @@ def _of(messages: list[Message], kind: type[Message]) -> list[Any]:
     return [m for m in messages if isinstance(m, kind)]
 
 
-class MainGridHost(Host):
+class _DaysHost(Host):
+    """A host whose agent takes each day's data from its own private data set on ``Command(NEW_DAY)``."""
+
+    def __init__(self, agent: Any, peers: dict[str, list[str]] | None = None,
+                 days: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(agent, peers)
+        self.days = days  # day -> keyword arguments of the agent's new_day (its own data only)
+        self.day: int | None = None
+
+    def _new_day(self, messages: list[Message]) -> None:
+        for m in _of(messages, Command):
+            if m.action == Action.NEW_DAY:
+                if self.days is None or not 0 <= m.iteration < len(self.days):
+                    have = 0 if self.days is None else len(self.days)
+                    raise ValueError(f"{self.id}: no data of day {m.iteration} (it holds {have} day(s))")
+                self.agent.new_day(**self.days[m.iteration])
+                self.day = m.iteration
+
+
+class MainGridHost(_DaysHost):
     """The main grid. ``unit_of`` (several feeders): load aggregator -> the supply point at its feeder's head;
     each load aggregator is offered that one only (default: every supply point)."""
 
     agent: MainGrid
 
     def __init__(self, agent: MainGrid, peers: dict[str, list[str]] | None = None,
-                 unit_of: dict[str, str] | None = None) -> None:
-        super().__init__(agent, peers)
+                 days: list[dict[str, Any]] | None = None, unit_of: dict[str, str] | None = None) -> None:
+        super().__init__(agent, peers, days)
         self.unit_of = dict(unit_of or {})
 
     def _handle(self, messages: list[Message]) -> list[Message]:
+        self._new_day(messages)
         out: list[Message] = []
         for m in _of(messages, Command):
             if m.action == Action.OPEN:
@@ -62,10 +87,11 @@ class MainGridHost(Host):
         return {"settlement": self.agent.settlement()}
 
 
-class DERManagerHost(Host):
+class DERManagerHost(_DaysHost):
     agent: DERManager
 
     def _handle(self, messages: list[Message]) -> list[Message]:
+        self._new_day(messages)
         out: list[Message] = []
         for m in _of(messages, PriceSignal):
             lmp = next(iter(m.prices.values()))
@@ -85,15 +111,16 @@ class DERManagerHost(Host):
                 "offers": {k: v[0].tolist() for k, v in self.agent.last_offer.items()}}
 
 
-class LoadAggregatorHost(Host):
+class LoadAggregatorHost(_DaysHost):
     """Collects day-ahead offers, cuts and loss estimates; re-solves whenever it gets new ones; sends injections
     to the operator. A loss estimate (:class:`Losses`, AC check only) replaces the previous one and stays in
     use, like the cuts, until the operator sends another."""
 
     agent: LoadAggregator
 
-    def __init__(self, agent: LoadAggregator, peers: dict[str, list[str]] | None = None) -> None:
-        super().__init__(agent, peers)
+    def __init__(self, agent: LoadAggregator, peers: dict[str, list[str]] | None = None,
+                 days: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(agent, peers, days)
         self.offers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.sellers: dict[str, str] = {}  # unit id -> seller agent id
         self.cuts = CutPool()  # feasibility cuts received so far, keyed by the LA's decision ids (repeats dropped)
@@ -102,6 +129,9 @@ class LoadAggregatorHost(Host):
         self.history: list[dict[str, Any]] = []
 
     def _handle(self, messages: list[Message]) -> list[Message]:
+        self._new_day(messages)
+        if any(isinstance(m, Command) and m.action == Action.NEW_DAY for m in messages):
+            self.losses = None  # the last loss estimate was for another day's loads
         new = False
         for m in _of(messages, Offer):
             if m.product != Product.DAY_AHEAD:

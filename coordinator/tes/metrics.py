@@ -124,17 +124,30 @@ def profit_of(agent: str, offers: Offers, purchases: Mapping[str, np.ndarray], c
 def exploitability(agent: str, offers: Offers, solve: Solve, cost: Mapping[str, float], cap: np.ndarray,
                    floor: float, owner: Mapping[str, str], grid: tuple[float, ...] = EXPLOIT_GRID,
                    actual: Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
-    """Best unilateral markup deviation of ``agent`` (others fixed): {"gain", "best_markup", "profit"}."""
+    """Best unilateral markup deviation of ``agent`` (others fixed): {"gain", "best_markup", "profit",
+    "unsolved"}. A deviation whose re-solve fails (:class:`agents.base.SolveError`, e.g. the tie-break QP
+    of tied offers) is left out and counted in ``unsolved`` (the gain is then over the others)."""
+    from agents.base import SolveError
+
     base = solve(offers) if actual is None else actual
     p0 = profit_of(agent, offers, base, cost, owner)
-    best, best_m = p0, float("nan")
+    best, best_m, unsolved = p0, float("nan"), 0
+    seen: set[bytes] = set()
     for m in grid:
         dev = {u: ((np.clip(cost[u] + m, floor, _a(cap)), _a(q)) if owner.get(u) == agent else (p, q))
                for u, (p, q) in offers.items()}
-        pm = profit_of(agent, dev, solve(dev), cost, owner)
+        key = b"".join(dev[u][0].tobytes() for u in sorted(offers) if owner.get(u) == agent)
+        if key in seen or all(np.array_equal(dev[u][0], _a(offers[u][0])) for u in offers if owner.get(u) == agent):
+            continue  # the actual offer (profit p0) or a deviation already solved (markups clipped to the cap)
+        seen.add(key)
+        try:
+            pm = profit_of(agent, dev, solve(dev), cost, owner)
+        except SolveError:
+            unsolved += 1
+            continue
         if pm > best + 1e-9:
             best, best_m = pm, float(m)
-    return {"gain": best - p0, "best_markup": best_m, "profit": p0}
+    return {"gain": best - p0, "best_markup": best_m, "profit": p0, "unsolved": unsolved}
 
 
 @dataclass
@@ -167,8 +180,18 @@ def retail_margin(sol: Any) -> float:
 
 
 def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
-                    grid: tuple[float, ...] = EXPLOIT_GRID) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """(the day's row, one row per DER manager) of a ``tes`` :class:`DayResult` on ``case``."""
+                    grid: tuple[float, ...] = EXPLOIT_GRID, market: Any = None
+                    ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """(the day's row, one row per DER manager) of a ``tes`` :class:`DayResult` on ``case`` (the day's).
+
+    ``market``: the analyst's load aggregator for the day's case (:meth:`Analyst.market`, its
+    problems reused across days); default: a new one. The day's own schedule in the re-solve model is
+    ``res.unconstrained`` when the protocol computed it (the same problem: these offers, no cuts).
+    The row has the analyst's times: ``metrics_resolve_s`` (the competitive re-solve and the day's
+    schedule) and ``exploitability_s``.
+    """
+    import time
+
     from .setup import Roles, _param, make_agents
 
     roles = Roles.of(case)
@@ -180,12 +203,14 @@ def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
     lmp = case.profile(mg_unit.price_profile)
     cap = np.maximum(_param(case, "der_price_cap_floor"), lmp)
     floor = _param(case, "der_price_min")
-    la = make_agents(case, config)["load_aggregator"]
+    la = market if market is not None else make_agents(case, config)["load_aggregator"]
     solve_full = la.solve
     der_units = {u for u, o in owner.items() if o in roles.der_managers}
     offers = res.offers
-    actual = solve_full(offers, cuts=())
+    t0 = time.perf_counter()
+    actual = res.unconstrained if res.unconstrained is not None else solve_full(offers, cuts=())
     comp = solve_full(competitive_offers(offers, cost, cap, floor, der_units), cuts=())
+    t_resolve, t_exploit = time.perf_counter() - t0, 0.0
     w_a, w_c = welfare(actual, cost, lmp, mg_unit.id), welfare(comp, cost, lmp, mg_unit.id)
     sol = res.solution
     paid = {u: offers[u][0] for u in sol.purchases}
@@ -206,9 +231,11 @@ def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
                "profit": profit_of(d, offers, sol.purchases, cost, owner), "rsi_min": float(np.min(r[d])),
                "pivotal_hours": int(np.sum(r[d] < 1))}
         if exploit:
+            te = time.perf_counter()
             e = exploitability(d, offers, lambda o: solve_full(o, cuts=()).purchases, cost, cap, floor, owner, grid,
                                actual=actual.purchases)
-            row |= {"exploitability": e["gain"], "best_markup": e["best_markup"]}
+            t_exploit += time.perf_counter() - te
+            row |= {"exploitability": e["gain"], "best_markup": e["best_markup"], "exploit_unsolved": e["unsolved"]}
         rows.append(row)
     tot = sum(energy.values())
     day = {"day": res.day, "hhi": energy_weighted(h, demand),
@@ -217,5 +244,6 @@ def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
            "retail_margin": retail_margin(sol), "welfare": w_a.welfare, "welfare_competitive": w_c.welfare,
            "welfare_loss": w_c.welfare - w_a.welfare,
            "customer_surplus_change": w_a.customer_surplus - w_c.customer_surplus,
-           "exploitability_max": max((x.get("exploitability", float("nan")) for x in rows), default=float("nan"))}
+           "exploitability_max": max((x.get("exploitability", float("nan")) for x in rows), default=float("nan")),
+           "metrics_resolve_s": t_resolve, "exploitability_s": t_exploit}
     return day, rows

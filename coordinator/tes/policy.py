@@ -1,7 +1,9 @@
 """The information policy of the ``tes`` protocol: which role may send which message type to which role.
 
 The coordinator drives the day with :class:`Command` messages (``OPEN`` to the main grid, ``CLOSE``
-to the load aggregator, ``END_OF_DAY`` to the DER managers). The schemas (shapes from the day's
+to the load aggregator, ``END_OF_DAY`` to the DER managers; ``NEW_DAY`` to the main grid, the DER
+managers and the load aggregator when the days differ: each takes the day's data from its own private
+data set). The schemas (shapes from the day's
 hours) are in :mod:`coordinator.tes.schema`; :func:`~coordinator.tes.schema.dims` gives a run's
 dimensions (``boundary.use(TES_POLICY, dims(case))``). On a case with several feeders each feeder's
 DER managers, load aggregator and TES operator share an area of their own (``area_scoped``): a DER
@@ -19,8 +21,9 @@ MAIN_GRID, DER_MANAGER, LOAD_AGGREGATOR, OPERATOR = "tes.main_grid", "tes.der_ma
     "tes.operator"
 
 #: the steps each role takes on the coordinator's command
-COMMANDS = {MAIN_GRID: frozenset({Action.OPEN}), LOAD_AGGREGATOR: frozenset({Action.CLOSE}),
-            DER_MANAGER: frozenset({Action.END_OF_DAY})}
+COMMANDS = {MAIN_GRID: frozenset({Action.OPEN, Action.NEW_DAY}),
+            LOAD_AGGREGATOR: frozenset({Action.CLOSE, Action.NEW_DAY}),
+            DER_MANAGER: frozenset({Action.END_OF_DAY, Action.NEW_DAY})}
 
 TES_POLICY = Policy("tes", {
     (MAIN_GRID, DER_MANAGER): frozenset({PriceSignal}),

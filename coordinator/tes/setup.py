@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from agents.strategies import make_strategy
 from agents.tes.customers import customers_from_case
@@ -22,7 +24,7 @@ from network.model import Case, Feeder
 from .hosts import DERManagerHost, LoadAggregatorHost, MainGridHost, OperatorHost
 
 __all__ = ["TESConfig", "check_case", "prepare_case", "Roles", "make_agents", "make_hosts", "feeder_case",
-           "feeder_roles"]
+           "feeder_roles", "private_days"]
 
 _KW = {"kW": 1.0, "MW": 1000.0}  # kW per power unit
 
@@ -256,23 +258,50 @@ def _scoped(host: Any, area: int) -> Any:
     return host
 
 
-def make_hosts(case: Case, config: TESConfig) -> list[Any]:
+def private_days(case: Case, profiles: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each agent's own part of a sequence of days: agent id -> day -> the keyword arguments of its
+    ``new_day``. ``profiles``: one profiles table per day (the columns of ``case.profiles``). The main
+    grid gets its LMP, each DER manager its own units' availability (within their ratings), the load
+    aggregator its own customers' baselines (kW) and utility ``alpha`` ($/kWh); nobody gets anyone else's."""
+    roles = Roles.of(case)
+    (mg,) = case.units_of(roles.main_grid)
+    out: dict[str, list[dict[str, Any]]] = {roles.main_grid: [], roles.load_aggregator: []}
+    out |= {d: [] for d in roles.der_managers}
+    loads = [(ld.id, ld.baseline_profile, ld.alpha_profile) for ld in case.loads_of(roles.load_aggregator)]
+    for prof in profiles:
+        out[roles.main_grid].append({"lmp": prof[mg.price_profile].to_numpy(float)})
+        out[roles.load_aggregator].append({"baselines": {c: prof[p].to_numpy(float) for c, p, _ in loads},
+                                           "alphas": {c: prof[a].to_numpy(float) for c, _, a in loads}})
+        for d in roles.der_managers:
+            out[d].append({"available": {u.id: np.minimum(prof[u.avail_profile].to_numpy(float), u.p_max)
+                                         for u in case.units_of(d) if u.avail_profile}})
+    return out
+
+
+def make_hosts(case: Case, config: TESConfig, profiles: Sequence[Any] | None = None) -> list[Any]:
     """The hosts of a ``tes`` day, each with the peers it talks to (keyed by role).
 
     Several feeders: per feeder its own TES operator, load aggregator and DER managers (built from
     :func:`feeder_case`, so each gets only its feeder's data), and one main grid for all, which offers each
-    load aggregator the supply point at its feeder's head. Each feeder's hosts carry its area."""
+    load aggregator the supply point at its feeder's head. Each feeder's hosts carry its area.
+    ``profiles``: one profiles table per day when the days differ (one-feeder cases); each host gets its
+    own part (:func:`private_days`)."""
     check_case(case)
     roles = feeder_roles(case)
+    if profiles is not None and len(roles) > 1:
+        raise CaseError("days that differ (generated days) run on one-feeder cases only", file=case.name)
+    own = private_days(case, profiles) if profiles is not None else {}
     mg = MainGrid.from_case(case, roles[0].main_grid)
     hosts: list[Any] = [MainGridHost(mg, {"der_manager": [d for r in roles for d in r.der_managers],
                                           "load_aggregator": [r.load_aggregator for r in roles]},
+                                     own.get(mg.id),
                                      unit_of={r.load_aggregator: r.mg_unit for r in roles} if len(roles) > 1
                                      else None)]
     for r in roles:
         a = make_agents(feeder_case(case, r.feeder), config)
-        hosts += [_scoped(DERManagerHost(d, {"load_aggregator": [r.load_aggregator]}), r.area)
+        hosts += [_scoped(DERManagerHost(d, {"load_aggregator": [r.load_aggregator]}, own.get(d.id)), r.area)
                   for d in a["der_managers"]]
-        hosts.append(_scoped(LoadAggregatorHost(a["load_aggregator"], {"operator": [r.operator]}), r.area))
+        hosts.append(_scoped(LoadAggregatorHost(a["load_aggregator"], {"operator": [r.operator]},
+                                                own.get(r.load_aggregator)), r.area))
         hosts.append(_scoped(OperatorHost(a["operator"]), r.area))
     return hosts
