@@ -355,7 +355,7 @@ def test_ray_kill_between_and_during_rounds(baseline):
             killed.append(pid)
 
     b = Boundary(policy=TOY_POLICY)
-    with RayRuntime(b) as rt:
+    with RayRuntime(b, shards=3) as rt:  # one agent per shard
         rt.add_all(choreography_hosts(delay=0.3, delay_rounds={3}))
         res = run_choreography(rt, hook=hook)
         assert rt.restarts == {"la1": 1, "la2": 0, "dso": 2}
@@ -366,19 +366,24 @@ def test_ray_kill_between_and_during_rounds(baseline):
 
 @pytest.mark.ray
 def test_ray_restore_from_driver_copy_and_replay(baseline):
-    """A host whose in-store snapshot is gone is rebuilt from the driver's copy plus a replay."""
+    """A lost shard is rebuilt from its agents' last snapshots (every 3 deliveries) plus a replay."""
     from coordinator.runtime import RayRuntime
+
+    pending = []
 
     def hook(rt, r, where):
         if r in (2, 3) and where == "before_check":
-            rt._latest["dso"] = None  # as if the node holding the snapshot was lost
+            pending.append(rt.snapshots.pending("dso"))
             os.kill(rt.pid("dso"), signal.SIGKILL)
 
     b = Boundary(policy=TOY_POLICY)
-    with RayRuntime(b, replay_limit=2) as rt:
+    with RayRuntime(b, snapshot_every=3, shards=2) as rt:  # la1 and dso share shard 0
         rt.add_all(choreography_hosts())
+        assert rt.shard_of("la1") == rt.shard_of("dso") != rt.shard_of("la2")
         res = run_choreography(rt, hook=hook)
-        assert rt.restarts["dso"] == 2
+        assert rt.restarts == {"la1": 2, "la2": 0, "dso": 2}
+        assert rt.snapshots.taken > 0
+    assert any(pending), pending  # some deliveries were replayed, not only snapshots restored
     assert res == baseline[0]
     assert trace(b.records) == baseline[1]
 
@@ -398,7 +403,7 @@ def test_ray_gives_up_after_max_restarts():
 def test_ray_runs_hosts_in_parallel():
     from coordinator.runtime import RayRuntime
 
-    with RayRuntime(Boundary(policy=TOY_POLICY)) as rt:
+    with RayRuntime(Boundary(policy=TOY_POLICY), shards=2) as rt:
         rt.add(Sleeper("s1", delay=0.3))
         rt.add(Sleeper("s2", delay=0.3))
         pids = [rt.pid("s1"), rt.pid("s2")]  # actors up
