@@ -236,29 +236,44 @@ def _join_error(addr: str, exc: BaseException) -> ConnectionError:
     return ClusterUnreachable(f"could not join the Ray cluster at {addr}: {type(exc).__name__}: {first}")
 
 
-def _probe() -> tuple[str, int]:
-    """Runs on a node: import the project's runtime there; the node's id and the process id."""
-    import ray
+class _Probe:
+    """Made on a node: import the project's runtime there; answers with the node's id and the process id."""
 
-    from coordinator.runtime import shard  # noqa: F401  (the project is importable on this node)
+    def ping(self) -> tuple[str, int]:
+        import ray
 
-    return ray.get_runtime_context().get_node_id(), os.getpid()
+        from coordinator.runtime import shard  # noqa: F401  (the project is importable on this node)
+
+        return ray.get_runtime_context().get_node_id(), os.getpid()
 
 
 def probe_nodes(timeout: float | None = None) -> list[str]:
-    """Run one small task on every alive node; :class:`ClusterUnusable` (one line) if one does not answer.
+    """Make one small actor on every alive node; :class:`ClusterUnusable` (one line) if one does not answer.
 
     Catches a node that cannot import the project, and a cluster whose token authentication differs
-    from this driver's (the task is then never run, or cancelled). Returns the ids of the nodes.
+    from this driver's (Ray then cancels the actor's creation; plain tasks still run, so the probe is an
+    actor, like the shards). Returns the ids of the nodes.
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     timeout = connect_timeout() if timeout is None else float(timeout)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    task = ray.remote(num_cpus=0, max_retries=0)(_probe)
-    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
-            for n in nodes]
+    probe = ray.remote(num_cpus=0, max_restarts=0)(_Probe)
+    actors = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+              for n in nodes]
+    refs = [a.ping.remote() for a in actors]
+    try:
+        return _probe_outcome(ray, nodes, refs, timeout)
+    finally:
+        for a in actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:
+                pass
+
+
+def _probe_outcome(ray: Any, nodes: list[dict], refs: list[Any], timeout: float) -> list[str]:
     ready, not_ready = ray.wait(refs, num_returns=len(refs), timeout=timeout)
     mode = os.environ.get("RAY_AUTH_MODE", "") or "unset"
     hint = (f"does the cluster use the driver's authentication (here RAY_AUTH_MODE={mode}; a cluster started "
@@ -266,8 +281,6 @@ def probe_nodes(timeout: float | None = None) -> list[str]:
             f"set RAY_AUTH_MODE=disabled and pass --ray-insecure), and can its nodes import the project?")
     if not_ready:
         bad = [nodes[refs.index(r)]["NodeManagerAddress"] for r in not_ready]
-        for r in not_ready:
-            ray.cancel(r, force=True)
         raise ClusterUnusable(f"{len(bad)} of {len(nodes)} node(s) of the Ray cluster ({', '.join(bad)}) did not "
                               f"run a probe task within {timeout:g} s: {hint}")
     for n, r in zip(nodes, refs):
