@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,9 @@ def _set_auth_mode(mode: str) -> None:
     Ray's own ``_enable_token_auth`` refreshes the configuration the same way.
     """
     os.environ["RAY_AUTH_MODE"] = mode
+    ray = sys.modules.get("ray")
+    if ray is None or ray.is_initialized():  # read on import; a running session is left alone
+        return
     try:
         from ray._raylet import Config
 

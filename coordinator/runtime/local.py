@@ -9,7 +9,7 @@ from ..messages import Message
 from ..schema import Ticket
 from .base import PID_METHOD, Runtime
 from .errors import _annotate, _describe_batch
-from .snapshots import DEFAULT_SNAPSHOT_EVERY, SnapshotLog
+from .snapshots import SnapshotLog
 
 __all__ = ["LocalRuntime"]
 
@@ -17,11 +17,12 @@ __all__ = ["LocalRuntime"]
 class LocalRuntime(Runtime):
     """In-process, sequential and deterministic; same semantics as :class:`RayRuntime`.
 
-    ``snapshot_every``: deliveries to an agent between two of its snapshots (:mod:`.snapshots`);
+    ``snapshot_every``: deliveries to an agent between two of its snapshots (default:
+    ``$TDMARKET_SNAPSHOT_EVERY`` or 10, :mod:`.snapshots`);
     :meth:`restart` restores the last one and replays the deliveries since.
     """
 
-    def __init__(self, boundary: Boundary, snapshot_every: int = DEFAULT_SNAPSHOT_EVERY) -> None:
+    def __init__(self, boundary: Boundary, snapshot_every: int | None = None) -> None:
         super().__init__(boundary)
         self._hosts: dict[str, Any] = {}
         self.snapshots = SnapshotLog(snapshot_every)

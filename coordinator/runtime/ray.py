@@ -7,6 +7,7 @@ the snapshots and replay log used to rebuild a lost shard are :mod:`.snapshots`.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from typing import Any
 
@@ -18,12 +19,14 @@ from .cluster import (ClusterAuthRequired, ClusterUnreachable, ClusterUnusable, 
                       local_instance_options, token_source, wait_for_address)
 from .errors import HostCrashed, HostError, _label
 from .shard import ShardHost, unpack_error, unpack_ok
-from .snapshots import DEFAULT_SNAPSHOT_EVERY, SnapshotLog
+from .snapshots import SnapshotLog
 
 __all__ = ["RayRuntime", "init_ray", "ClusterUnreachable", "ClusterAuthRequired", "ClusterUnusable",
            "wait_for_address", "token_source", "local_instance_options"]
 log = logging.getLogger(__name__)
 
+#: set by ``--shards N`` (``scenarios.runs.add_runtime_arguments``)
+SHARDS_ENV = "TDMARKET_SHARDS"
 _REMOTE_SHARD: Any = None
 
 
@@ -49,15 +52,16 @@ class RayRuntime(Runtime):
     num_cpus:
         CPUs of a local instance started here (ignored when joining a cluster).
     shards:
-        How many shard actors (processes) host the agents; default (None): one per CPU the cluster
-        offers. Agents are dealt to shards in the order they are added (agent i to shard i mod N);
+        How many shard actors (processes) host the agents; default (None): ``$TDMARKET_SHARDS``
+        (``--shards``), else one per CPU the cluster offers. Agents are dealt to shards in the order they are added (agent i to shard i mod N);
         shards are made when their first agent arrives, with Ray's ``SPREAD`` scheduling strategy,
         so that they are spread over the nodes.
     max_restarts:
         How many times an agent's shard may be rebuilt after dying (each rebuild counts one restart
         for every agent of the shard) before giving up with :class:`HostCrashed`.
     snapshot_every:
-        Deliveries to an agent between two of its snapshots, which are copied into the driver; a lost
+        Deliveries to an agent between two of its snapshots (default ``$TDMARKET_SNAPSHOT_EVERY``, set by
+        ``--snapshot-every``, else 10), which are copied into the driver; a lost
         shard is rebuilt on a live node from its agents' last snapshots and the deliveries since,
         replayed (:mod:`.snapshots`). :meth:`checkpoint` snapshots every agent on demand.
     runtime_env:
@@ -73,7 +77,7 @@ class RayRuntime(Runtime):
     """
 
     def __init__(self, boundary: Boundary, address: str | None = None, num_cpus: int | None = None,
-                 max_restarts: int = 3, *, shards: int | None = None, snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
+                 max_restarts: int = 3, *, shards: int | None = None, snapshot_every: int | None = None,
                  runtime_env: Any = "auto", actor_options: dict | None = None, **init_kwargs: Any) -> None:
         super().__init__(boundary)
         if shards is not None and int(shards) < 1:
@@ -89,7 +93,9 @@ class RayRuntime(Runtime):
         self._actor_options = {"max_restarts": 0, "max_task_retries": 0, "scheduling_strategy": "SPREAD",
                                **(actor_options or {})}
         self._owns_ray = init_ray(address, num_cpus, runtime_env=runtime_env, **init_kwargs)
-        self.n_shards = int(shards) if shards is not None else cluster_cpus()
+        env = os.environ.get(SHARDS_ENV, "").strip()
+        self.n_shards = int(shards) if shards is not None else int(env) if env.isdigit() and int(env) > 0 \
+            else cluster_cpus()
         self._actor_cls = _remote_shard_class()
         self._shards: list[Any] = [None] * self.n_shards
         self._members: list[list[str]] = [[] for _ in range(self.n_shards)]

@@ -9,19 +9,35 @@ state, so the recovered agent is the one that was lost, bit for bit).
 """
 from __future__ import annotations
 
+import os
+
 from ..messages import Message
 
-__all__ = ["SnapshotLog", "DEFAULT_SNAPSHOT_EVERY"]
+__all__ = ["SnapshotLog", "DEFAULT_SNAPSHOT_EVERY", "SNAPSHOT_EVERY_ENV", "snapshot_every"]
 
-#: deliveries to an agent between two of its snapshots (``--snapshot-every``)
+#: deliveries to an agent between two of its snapshots, unless ``--snapshot-every`` says otherwise
 DEFAULT_SNAPSHOT_EVERY = 10
+#: set by ``--snapshot-every K`` (``scenarios.runs.add_runtime_arguments``)
+SNAPSHOT_EVERY_ENV = "TDMARKET_SNAPSHOT_EVERY"
+
+
+def snapshot_every(every: int | None = None) -> int:
+    """``every``, else ``$TDMARKET_SNAPSHOT_EVERY``, else :data:`DEFAULT_SNAPSHOT_EVERY`."""
+    if every is not None:
+        return int(every)
+    v = os.environ.get(SNAPSHOT_EVERY_ENV, "").strip()
+    try:
+        return int(v) if v else DEFAULT_SNAPSHOT_EVERY
+    except ValueError:
+        raise ValueError(f"{SNAPSHOT_EVERY_ENV} must be a whole number, got {v!r}") from None
 
 
 class SnapshotLog:
     """Per agent: the last snapshot (bytes) and the batches delivered since (the replay log)."""
 
-    def __init__(self, every: int = DEFAULT_SNAPSHOT_EVERY) -> None:
-        if int(every) < 1:
+    def __init__(self, every: int | None = None) -> None:
+        every = snapshot_every(every)
+        if every < 1:
             raise ValueError(f"snapshots every {every} deliveries: must be at least 1")
         self.every = int(every)
         self._blob: dict[str, bytes] = {}
