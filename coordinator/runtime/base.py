@@ -259,7 +259,7 @@ class Runtime(abc.ABC):
     # ---------------------------------------------------------------- state
     @abc.abstractmethod
     def checkpoint(self) -> None:
-        """Snapshot every host; the runtime keeps the last snapshot of each."""
+        """Snapshot every host now (the runtime keeps the last snapshot of each) and flush the audit log."""
 
     @abc.abstractmethod
     def last_snapshot(self, agent_id: str) -> bytes:

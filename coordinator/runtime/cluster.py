@@ -237,7 +237,10 @@ def _join_error(addr: str, exc: BaseException) -> ConnectionError:
                                    f"give it the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
                                    f"~/.ray/auth_token)")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return ClusterUnreachable(f"could not join the Ray cluster at {addr}: {type(exc).__name__}: {first}")
+    mode = os.environ.get("RAY_AUTH_MODE", "") or "unset"
+    return ClusterUnreachable(f"could not join the Ray cluster at {addr}: {type(exc).__name__}: {first} (its address "
+                              f"answers: does its authentication match this driver's? here RAY_AUTH_MODE={mode}, "
+                              f"token from {token_source() or 'nowhere'})")
 
 
 class _Probe:

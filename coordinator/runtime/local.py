@@ -70,6 +70,7 @@ class LocalRuntime(Runtime):
     def checkpoint(self) -> None:
         for aid, host in self._hosts.items():
             self.snapshots.snapshot(aid, host.snapshot())
+        self.boundary.flush()
 
     def last_snapshot(self, agent_id: str) -> bytes:
         if self.snapshots.pending(agent_id):

@@ -123,6 +123,12 @@ class RayRuntime(Runtime):
         self._shard_of[agent_id] = k
         self._members[k].append(agent_id)
 
+    def placement(self) -> dict[int, str]:
+        """The Ray node id of every shard made so far (deployment information)."""
+        made = [k for k, a in enumerate(self._shards) if a is not None]
+        got = self._gather([self._shards[k].node.remote() for k in made])
+        return {k: v for k, (status, v) in zip(made, got) if status == "ok"}
+
     def _respawn(self, k: int, cause: str) -> None:
         """Rebuild shard ``k`` (on a live node) from its agents' snapshots and replay logs."""
         members = self._members[k]
@@ -236,6 +242,7 @@ class RayRuntime(Runtime):
     def checkpoint(self) -> None:
         """Snapshot every agent now (into the driver); recovery then replays nothing older."""
         self._snapshot(list(self._shard_of))
+        self.boundary.flush()
 
     def last_snapshot(self, agent_id: str) -> bytes:
         if self.snapshots.pending(agent_id):

@@ -175,3 +175,9 @@ class ShardHost:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node(self) -> str:
+        """The id of the Ray node this shard runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
