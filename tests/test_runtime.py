@@ -389,6 +389,26 @@ def test_ray_restore_from_driver_copy_and_replay(baseline):
 
 
 @pytest.mark.ray
+def test_agents_of_one_shard_talk_through_the_boundary(baseline):
+    """All agents in one shard (one process): every message between them is still routed, checked and logged by
+    the boundary in the driver, in the same order as on the LocalRuntime, and delivered in a later exchange."""
+    from coordinator.runtime import RayRuntime
+
+    b = Boundary(policy=TOY_POLICY)
+    with RayRuntime(b, shards=1) as rt:
+        rt.add_all(choreography_hosts())
+        assert {rt.shard_of(a) for a in ("la1", "la2", "dso")} == {0}
+        assert len({rt.pid(a) for a in ("la1", "la2", "dso")}) == 1
+        res = run_choreography(rt)
+    assert res == baseline[0]
+    assert trace(b.records) == baseline[1]
+    inj = [r for r in b.records if r["type"] == "Injections"]
+    assert len(inj) == 2 * res["rounds"] and {(r["sender"], r["receiver"]) for r in inj} == {("la1", "dso"),
+                                                                                            ("la2", "dso")}
+    assert b.deliveries >= 3 * res["rounds"]
+
+
+@pytest.mark.ray
 def test_ray_gives_up_after_max_restarts():
     from coordinator.runtime import RayRuntime
 
