@@ -53,9 +53,11 @@ class RayRuntime(Runtime):
         CPUs of a local instance started here (ignored when joining a cluster).
     shards:
         How many shard actors (processes) host the agents; default (None): ``$TDMARKET_SHARDS``
-        (``--shards``), else one per CPU the cluster offers. Agents are dealt to shards in the order they are added (agent i to shard i mod N);
-        shards are made when their first agent arrives, with Ray's ``SPREAD`` scheduling strategy,
-        so that they are spread over the nodes.
+        (``--shards``), else one per CPU the cluster offers. Agents are dealt to shards in the
+        order they are added (agent i to shard i mod N); shards are made when their first agent
+        arrives and spread over the nodes: shard k goes to the k-th of the cluster's CPUs, counted
+        node by node in turn (A, B, C, A, B, C, ...), by a soft node affinity (another node when
+        that one is gone or full; a rebuilt shard is placed among the nodes alive then).
     max_restarts:
         How many times an agent's shard may be rebuilt after dying (each rebuild counts one restart
         for every agent of the shard) before giving up with :class:`HostCrashed`.
@@ -90,8 +92,8 @@ class RayRuntime(Runtime):
                       ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError)
         self.max_restarts = int(max_restarts)
         self.snapshots = SnapshotLog(snapshot_every)
-        self._actor_options = {"max_restarts": 0, "max_task_retries": 0, "scheduling_strategy": "SPREAD",
-                               **(actor_options or {})}
+        self._actor_options = {"max_restarts": 0, "max_task_retries": 0, **(actor_options or {})}
+        self._slots: list[str] | None = None
         self._owns_ray = init_ray(address, num_cpus, runtime_env=runtime_env, **init_kwargs)
         env = os.environ.get(SHARDS_ENV, "").strip()
         self.n_shards = int(shards) if shards is not None else int(env) if env.isdigit() and int(env) > 0 \
@@ -116,12 +118,34 @@ class RayRuntime(Runtime):
         self.snapshots.start(agent_id, blob)
         self.restarts[agent_id] = 0
         if self._shards[k] is None:
-            self._shards[k] = self._actor_cls.options(**self._actor_options).remote(k)
+            self._shards[k] = self._make_shard(k)
         # fire and forget: calls to one actor run in submission order, and a load that fails is
         # reported by the agent's first call
         self._shards[k].load.remote([(agent_id, pickle.dumps((type(host), blob)), [])])
         self._shard_of[agent_id] = k
         self._members[k].append(agent_id)
+
+    def _node_slots(self) -> list[str]:
+        """Alive nodes, one entry per CPU, interleaved (node A, B, C, A, B, ...): shard k goes to entry k."""
+        nodes = sorted(((n["NodeID"], int(n.get("Resources", {}).get("CPU", 0))) for n in self._ray.nodes()
+                        if n.get("Alive")), key=lambda n: n[0])
+        most = max((c for _, c in nodes), default=0)
+        return [nid for r in range(most) for nid, c in nodes if c > r]
+
+    def _make_shard(self, k: int) -> Any:
+        """Shard ``k``'s actor, on the node of CPU slot k (soft: elsewhere if that node is gone or full)."""
+        opts = dict(self._actor_options)
+        if "scheduling_strategy" not in opts:
+            if self._slots is None:
+                self._slots = self._node_slots()
+            if self._slots:
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+                opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self._slots[k % len(self._slots)],
+                                                                             soft=True)
+            else:
+                opts["scheduling_strategy"] = "SPREAD"
+        return self._actor_cls.options(**opts).remote(k)
 
     def placement(self) -> dict[int, str]:
         """The Ray node id of every shard made so far (deployment information)."""
@@ -145,7 +169,8 @@ class RayRuntime(Runtime):
             self._ray.kill(self._shards[k], no_restart=True)
         except Exception:
             pass
-        self._shards[k] = self._actor_cls.options(**self._actor_options).remote(k)
+        self._slots = None  # the nodes changed: place it among the live ones
+        self._shards[k] = self._make_shard(k)
         self._shards[k].load.remote([(aid, pickle.dumps((self._classes[aid], self.snapshots.blob(aid))),
                                       self.snapshots.replay(aid)) for aid in members])
 
