@@ -445,3 +445,31 @@ def test_local_runtime_does_not_import_ray():
             "assert 'ray' not in sys.modules, 'ray imported'")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("kind", ["local", ray_param])
+def test_snapshots_every_k_deliveries_and_recovery_replays(kind, baseline, monkeypatch):
+    """``--snapshot-every 3`` (the environment variable it sets): an agent is snapshotted after every third
+    delivery to it, not after each; between two snapshots its deliveries are kept for replay."""
+    import argparse
+
+    from scenarios.runs import add_runtime_arguments
+
+    p = argparse.ArgumentParser()
+    add_runtime_arguments(p)
+    monkeypatch.setenv("TDMARKET_SNAPSHOT_EVERY", "1")  # undone after the test (the options set them)
+    monkeypatch.setenv("TDMARKET_SHARDS", "1")
+    args = p.parse_args(["--snapshot-every", "3", "--shards", "2"])
+    assert (args.snapshot_every, args.shards) == (3, 2)
+    b = Boundary(policy=TOY_POLICY)
+    with make_runtime(kind, b) as rt:
+        if kind == "ray":
+            assert rt.n_shards == 2
+        assert rt.snapshots.every == 3
+        rt.add_all(choreography_hosts())
+        res = run_choreography(rt)
+        r = res["rounds"]
+        # la1 and la2: an ask and an answer per round; dso: the injections once per round
+        assert rt.snapshots.taken == 2 * (2 * r // 3) + r // 3
+        assert rt.snapshots.pending("la1") == 2 * r % 3 and rt.snapshots.pending("dso") == r % 3
+    assert res == baseline[0]
