@@ -20,9 +20,9 @@ kind) and ``prev`` (the SHA-256, hex, of the previous line's text without its ne
 
 The file is created exclusively (an existing log is never appended to) with mode
 ``0o644`` minus the umask (``scenarios.runs.FILE_MODE``). It is written off the critical
-path: the caller's thread only numbers the record and encodes it as JSON; a writer thread
-chains it (computes ``prev``), compresses it when the path ends in ``.gz`` (gzip, level 6)
-and writes it through a 1 MiB buffer. :meth:`AuditLog.flush` (at a violation, at a checkpoint,
+path: the caller's thread only numbers the record and encodes it as JSON, and hands records
+to a writer thread 256 at a time; the writer chains them (computes ``prev``), compresses them
+when the path ends in ``.gz`` (gzip, level 6) and writes them through a 1 MiB buffer. :meth:`AuditLog.flush` (at a violation, at a checkpoint,
 at shutdown) waits until everything written so far is on disk; :meth:`AuditLog.close` ends
 the log. An error of the writer thread (a full disk) is raised by the next write, flush or
 close. ``python3 run.py audit RUN_FOLDER`` verifies it (:mod:`coordinator.audit`).
@@ -48,6 +48,7 @@ FORMAT = "tdmarket-audit/1"
 #: the mode of the audit log before the umask (the run folder's policy, ``scenarios.runs.FILE_MODE``)
 FILE_MODE = 0o644
 _BUFFER = 1 << 20
+_BATCH = 256  # records handed to the writer thread at a time
 _FLUSH, _CLOSE = object(), object()
 
 
@@ -80,6 +81,7 @@ class AuditLog:
         self._open = True
         self._error: BaseException | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._batch: list[tuple[str, bool]] = []
         self._thread = threading.Thread(target=self._writer, name=f"audit-log {self.path.name}", daemon=True)
         self._thread.start()
 
@@ -102,12 +104,15 @@ class AuditLog:
                     continue
                 if self._error is not None:
                     continue
-                text, chained = item
-                if chained:  # the previous line's hash goes in as the last field
-                    text = f'{text[:-1]},"prev":"{prev}"}}'
-                data = text.encode()
-                prev = hashlib.sha256(data).hexdigest()
-                self._fh.write(data + b"\n")
+                out = []
+                for text, chained in item:  # a batch of records
+                    if chained:  # the previous line's hash goes in as the last field
+                        text = f'{text[:-1]},"prev":"{prev}"}}'
+                    data = text.encode()
+                    prev = hashlib.sha256(data).hexdigest()
+                    out.append(data)
+                out.append(b"")
+                self._fh.write(b"\n".join(out))
             except BaseException as exc:  # kept, raised in the caller's thread
                 self._error = exc
             finally:
@@ -118,8 +123,16 @@ class AuditLog:
             raise OSError(f"writing the audit log {self.path} failed: {self._error}") from self._error
 
     def _put(self, text: str, chained: bool = True) -> None:
+        self._batch.append((text, chained))
+        if len(self._batch) >= _BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Pass the records written since the last hand-over to the writer thread (one queue item)."""
         self._check()
-        self._queue.put((text, chained))
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
 
     # ----------------------------------------------------------------- caller
     def write(self, rec: str, fields: dict[str, Any], payload: str | None = None) -> None:
@@ -145,6 +158,7 @@ class AuditLog:
         """Wait until every record written so far is in the file (compressed data up to a sync point)."""
         if not self._open:
             return
+        self._hand_over()
         self._queue.put(_FLUSH)
         self._queue.join()
         self._check()
@@ -157,6 +171,7 @@ class AuditLog:
         self.lines += 1
         self._put(f'{{"n":{self.lines},"rec":"end"}}')
         self._open = False
+        self._hand_over()
         self._queue.put(_CLOSE)
         self._thread.join()
         self._check()
