@@ -176,6 +176,25 @@ class Sleeper(Host):
         return self.id
 
 
+class Unrestorable(Sleeper):
+    """Its snapshot cannot be restored in the shard (as with a node missing a package)."""
+
+    @staticmethod
+    def restore(blob: bytes) -> "Unrestorable":
+        if "ray" in sys.modules and _in_ray_worker():
+            raise ModuleNotFoundError("No module named 'missing_on_this_node'")
+        return pickle.loads(blob)
+
+
+def _in_ray_worker() -> bool:
+    import ray
+
+    try:
+        return ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+    except Exception:
+        return False
+
+
 # --------------------------------------------------------------------------- helpers
 DEMANDS = {"la1": [3.0, 5.0, 4.0, 6.5], "la2": [2.0, 4.5, 5.5, 3.0]}
 CAP = 7.0
@@ -406,6 +425,22 @@ def test_agents_of_one_shard_talk_through_the_boundary(baseline):
     assert len(inj) == 2 * res["rounds"] and {(r["sender"], r["receiver"]) for r in inj} == {("la1", "dso"),
                                                                                             ("la2", "dso")}
     assert b.deliveries >= 3 * res["rounds"]
+
+
+@pytest.mark.ray
+def test_ray_an_agent_that_cannot_be_loaded_in_its_shard_is_named():
+    """The load of an agent into its shard is not waited for (start-up); its failure comes with its first call,
+    with the agent's name and the stage, and the shard's other agents work on."""
+    from coordinator.runtime import RayRuntime
+
+    with RayRuntime(Boundary(policy=TOY_POLICY), shards=1) as rt:
+        rt.add(Sleeper("s1"))
+        rt.add(Unrestorable("s2"))
+        assert rt.exchange(rt.send([Status(sender=COORDINATOR, receiver="s1", round=1)])) == []
+        with pytest.raises(ModuleNotFoundError, match="agent 's2'.*missing_on_this_node") as ei:
+            rt.exchange(rt.send([Status(sender=COORDINATOR, receiver="s2", round=1)]))
+        assert any("being restored from its snapshot" in n for n in ei.value.__notes__)
+        assert rt.analyst.read("s1", "slow_report") == "s1"
 
 
 @pytest.mark.ray
