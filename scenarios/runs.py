@@ -54,13 +54,34 @@ def add_ray_insecure_argument(parser: argparse.ArgumentParser) -> None:
                              "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token gives a token)")
 
 
+class _EnvCount(argparse.Action):
+    """A count of at least 1, also exported to the environment variable ``const`` (read by the runtimes,
+    in this process and in a sweep's workers: ``coordinator.runtime``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        try:
+            n = int(values)
+        except ValueError:
+            n = 0
+        if n < 1:
+            parser.error(f"{option_string}: expected a whole number of at least 1, got {values!r}")
+        setattr(namespace, self.dest, n)
+        os.environ[self.const] = str(n)
+
+
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--runtime local|ray``, ``--ray-address`` and ``--ray-insecure``: where a scenario's agents run."""
+    """``--runtime local|ray``, ``--ray-address``, ``--ray-insecure``, ``--shards``, ``--snapshot-every``."""
     parser.add_argument("--runtime", choices=("local", "ray"), default="local",
                         help="run agents in-process (local) or as Ray actors (ray)")
     parser.add_argument("--ray-address", default=None,
                         help="join a Ray cluster (auto or HOST:PORT; default: $RAY_ADDRESS or a new local instance)")
     add_ray_insecure_argument(parser)
+    parser.add_argument("--shards", action=_EnvCount, const="TDMARKET_SHARDS", default=None, metavar="N",
+                        help="ray: host the agents in N actors (default: one per CPU of the cluster)")
+    parser.add_argument("--snapshot-every", action=_EnvCount, const="TDMARKET_SNAPSHOT_EVERY", default=None,
+                        metavar="K", help="snapshot each agent every K deliveries; a lost agent is restored "
+                                          "from its last snapshot and the deliveries since (default: 10)")
 
 
 # ------------------------------------------------------------------ atomic writes

@@ -271,3 +271,40 @@ def test_the_header_names_run_protocol_and_policy(tmp_path):
     assert head["policy"]["name"] == "tes" and head["dims"] == {"tes": {"hours": 24, "scenarios": {}}}
     assert [r["rec"] for r in recs[1:5]] == ["party"] * 4
     assert np.all([r["n"] == k for k, r in enumerate(recs, start=1)])
+
+
+# ------------------------------------------------------------------ written off the critical path, compressed
+def test_a_compressed_log_written_in_the_background_verifies_and_catches_tampering(tmp_path, tes_run):
+    """A log written to ``audit.jsonl.gz`` by the writer thread verifies; a changed number in it is caught."""
+    from coordinator.auditlog import iter_lines
+
+    folder = tmp_path / "gz"
+    folder.mkdir()
+    b, rt = _tes_boundary(folder / "audit.jsonl.gz")
+    assert b._log._thread.is_alive()  # the writer thread
+    b.route(FeasibilityCut("TESO", "LA", 1, period=3, coefficients={"RL1": 0.5}, constant=math.pi, violation=0.25,
+                           families=("voltage_max",)), produced_by="TESO")
+    rt.checkpoint()  # flushes the log: what was written so far is readable from the compressed file
+    assert len(list(iter_lines(folder / "audit.jsonl.gz"))) == b._log.lines  # a stream not yet ended
+    rt.shutdown()
+    b.close()
+    assert gzip.open(folder / "audit.jsonl.gz").read(1)  # really gzip
+    p = _run("audit", str(folder), "--quiet", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = gzip.open(folder / "audit.jsonl.gz", "rt", encoding="utf-8").read().splitlines()
+    i = _first_route(lines, "FeasibilityCut")
+    lines[i] = lines[i].replace(json.dumps(math.pi), json.dumps(math.pi + 1e-3), 1)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with gzip.open(bad / "audit.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    p = _run("audit", str(bad), cwd=tmp_path)
+    assert p.returncode == 1 and f"line {i + 1}: changed after it was written" in p.stderr, p.stderr
+
+
+def test_a_failing_writer_thread_is_reported_to_the_writer(tmp_path):
+    b, rt = _tes_boundary(tmp_path / "audit.jsonl")
+    b._log._raw.close()  # the file goes away under the writer thread
+    rt.send([])
+    with pytest.raises(OSError, match="writing the audit log .* failed"):
+        b.flush()

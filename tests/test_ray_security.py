@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.runtime.ray import ClusterAuthRequired, _join_auth, token_source
+from coordinator.runtime.cluster import ClusterAuthRequired, _join_auth, token_source
 
 ROOT = Path(__file__).resolve().parent.parent
 

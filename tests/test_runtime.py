@@ -176,6 +176,25 @@ class Sleeper(Host):
         return self.id
 
 
+class Unrestorable(Sleeper):
+    """Its snapshot cannot be restored in the shard (as with a node missing a package)."""
+
+    @staticmethod
+    def restore(blob: bytes) -> "Unrestorable":
+        if "ray" in sys.modules and _in_ray_worker():
+            raise ModuleNotFoundError("No module named 'missing_on_this_node'")
+        return pickle.loads(blob)
+
+
+def _in_ray_worker() -> bool:
+    import ray
+
+    try:
+        return ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+    except Exception:
+        return False
+
+
 # --------------------------------------------------------------------------- helpers
 DEMANDS = {"la1": [3.0, 5.0, 4.0, 6.5], "la2": [2.0, 4.5, 5.5, 3.0]}
 CAP = 7.0
@@ -355,7 +374,7 @@ def test_ray_kill_between_and_during_rounds(baseline):
             killed.append(pid)
 
     b = Boundary(policy=TOY_POLICY)
-    with RayRuntime(b) as rt:
+    with RayRuntime(b, shards=3) as rt:  # one agent per shard
         rt.add_all(choreography_hosts(delay=0.3, delay_rounds={3}))
         res = run_choreography(rt, hook=hook)
         assert rt.restarts == {"la1": 1, "la2": 0, "dso": 2}
@@ -366,21 +385,62 @@ def test_ray_kill_between_and_during_rounds(baseline):
 
 @pytest.mark.ray
 def test_ray_restore_from_driver_copy_and_replay(baseline):
-    """A host whose in-store snapshot is gone is rebuilt from the driver's copy plus a replay."""
+    """A lost shard is rebuilt from its agents' last snapshots (every 3 deliveries) plus a replay."""
     from coordinator.runtime import RayRuntime
+
+    pending = []
 
     def hook(rt, r, where):
         if r in (2, 3) and where == "before_check":
-            rt._latest["dso"] = None  # as if the node holding the snapshot was lost
+            pending.append(rt.snapshots.pending("dso"))
             os.kill(rt.pid("dso"), signal.SIGKILL)
 
     b = Boundary(policy=TOY_POLICY)
-    with RayRuntime(b, replay_limit=2) as rt:
+    with RayRuntime(b, snapshot_every=3, shards=2) as rt:  # la1 and dso share shard 0
         rt.add_all(choreography_hosts())
+        assert rt.shard_of("la1") == rt.shard_of("dso") != rt.shard_of("la2")
         res = run_choreography(rt, hook=hook)
-        assert rt.restarts["dso"] == 2
+        assert rt.restarts == {"la1": 2, "la2": 0, "dso": 2}
+        assert rt.snapshots.taken > 0
+    assert any(pending), pending  # some deliveries were replayed, not only snapshots restored
     assert res == baseline[0]
     assert trace(b.records) == baseline[1]
+
+
+@pytest.mark.ray
+def test_agents_of_one_shard_talk_through_the_boundary(baseline):
+    """All agents in one shard (one process): every message between them is still routed, checked and logged by
+    the boundary in the driver, in the same order as on the LocalRuntime, and delivered in a later exchange."""
+    from coordinator.runtime import RayRuntime
+
+    b = Boundary(policy=TOY_POLICY)
+    with RayRuntime(b, shards=1) as rt:
+        rt.add_all(choreography_hosts())
+        assert {rt.shard_of(a) for a in ("la1", "la2", "dso")} == {0}
+        assert len({rt.pid(a) for a in ("la1", "la2", "dso")}) == 1
+        res = run_choreography(rt)
+    assert res == baseline[0]
+    assert trace(b.records) == baseline[1]
+    inj = [r for r in b.records if r["type"] == "Injections"]
+    assert len(inj) == 2 * res["rounds"] and {(r["sender"], r["receiver"]) for r in inj} == {("la1", "dso"),
+                                                                                            ("la2", "dso")}
+    assert b.deliveries >= 3 * res["rounds"]
+
+
+@pytest.mark.ray
+def test_ray_an_agent_that_cannot_be_loaded_in_its_shard_is_named():
+    """The load of an agent into its shard is not waited for (start-up); its failure comes with its first call,
+    with the agent's name and the stage, and the shard's other agents work on."""
+    from coordinator.runtime import RayRuntime
+
+    with RayRuntime(Boundary(policy=TOY_POLICY), shards=1) as rt:
+        rt.add(Sleeper("s1"))
+        rt.add(Unrestorable("s2"))
+        assert rt.exchange(rt.send([Status(sender=COORDINATOR, receiver="s1", round=1)])) == []
+        with pytest.raises(ModuleNotFoundError, match="agent 's2'.*missing_on_this_node") as ei:
+            rt.exchange(rt.send([Status(sender=COORDINATOR, receiver="s2", round=1)]))
+        assert any("being restored from its snapshot" in n for n in ei.value.__notes__)
+        assert rt.analyst.read("s1", "slow_report") == "s1"
 
 
 @pytest.mark.ray
@@ -398,7 +458,7 @@ def test_ray_gives_up_after_max_restarts():
 def test_ray_runs_hosts_in_parallel():
     from coordinator.runtime import RayRuntime
 
-    with RayRuntime(Boundary(policy=TOY_POLICY)) as rt:
+    with RayRuntime(Boundary(policy=TOY_POLICY), shards=2) as rt:
         rt.add(Sleeper("s1", delay=0.3))
         rt.add(Sleeper("s2", delay=0.3))
         pids = [rt.pid("s1"), rt.pid("s2")]  # actors up
@@ -420,3 +480,31 @@ def test_local_runtime_does_not_import_ray():
             "assert 'ray' not in sys.modules, 'ray imported'")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("kind", ["local", ray_param])
+def test_snapshots_every_k_deliveries_and_recovery_replays(kind, baseline, monkeypatch):
+    """``--snapshot-every 3`` (the environment variable it sets): an agent is snapshotted after every third
+    delivery to it, not after each; between two snapshots its deliveries are kept for replay."""
+    import argparse
+
+    from scenarios.runs import add_runtime_arguments
+
+    p = argparse.ArgumentParser()
+    add_runtime_arguments(p)
+    monkeypatch.setenv("TDMARKET_SNAPSHOT_EVERY", "1")  # undone after the test (the options set them)
+    monkeypatch.setenv("TDMARKET_SHARDS", "1")
+    args = p.parse_args(["--snapshot-every", "3", "--shards", "2"])
+    assert (args.snapshot_every, args.shards) == (3, 2)
+    b = Boundary(policy=TOY_POLICY)
+    with make_runtime(kind, b) as rt:
+        if kind == "ray":
+            assert rt.n_shards == 2
+        assert rt.snapshots.every == 3
+        rt.add_all(choreography_hosts())
+        res = run_choreography(rt)
+        r = res["rounds"]
+        # la1 and la2: an ask and an answer per round; dso: the injections once per round
+        assert rt.snapshots.taken == 2 * (2 * r // 3) + r // 3
+        assert rt.snapshots.pending("la1") == 2 * r % 3 and rt.snapshots.pending("dso") == r % 3
+    assert res == baseline[0]

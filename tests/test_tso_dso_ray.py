@@ -1,4 +1,4 @@
-"""tso-dso on the RayRuntime: the same numbers as on the LocalRuntime; DSOs in their own processes."""
+"""tso-dso on the RayRuntime: the same numbers as on the LocalRuntime; DSOs spread over the shards' processes."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +18,8 @@ def _run(runtime, case, ws):
     proto = TSODSOProtocol(runtime, case, ws, TSODSOConfig(schemes=("cm", "fc"), max_iterations=20))
     try:
         res = proto.run()
-        pids = {d: runtime.pid(d) for d in proto.roles.dsos} if isinstance(runtime, RayRuntime) else {}
+        pids = {d: (runtime.pid(d), runtime.shard_of(d)) for d in proto.roles.dsos} \
+            if isinstance(runtime, RayRuntime) else {}
     finally:
         runtime.shutdown()
     return res, pids, len(runtime.boundary.records)
@@ -30,7 +31,8 @@ def test_ray_and_local_give_the_same_numbers(ray_session):
     local, _, n_local = _run(LocalRuntime(Boundary()), case, ws)
     ray, pids, n_ray = _run(RayRuntime(Boundary()), case, ws)
     assert n_local == n_ray  # the same messages
-    assert len(set(pids.values())) == len(pids)  # one process per DSO
+    # one process per shard, the DSOs dealt over the session's 2 shards
+    assert len({p for p, _ in pids.values()}) == len({k for _, k in pids.values()}) == 2
     for s in ("cm", "fc"):
         a, b = local[s], ray[s]
         assert a.n_iterations == b.n_iterations

@@ -1,4 +1,5 @@
-"""Where the agents run: :mod:`.local` (in process) or :mod:`.ray` (Ray actors), on the contract of :mod:`.base`.
+"""Where the agents run: :mod:`.local` (in process) or :mod:`.ray` (shards: Ray actors hosting several agents each),
+on the contract of :mod:`.base`; :mod:`.cluster` starts or joins Ray, :mod:`.snapshots` keeps what recovery needs.
 
 Ray is imported only when a :class:`RayRuntime` is made (``coordinator.runtime.ray`` imports it lazily).
 """

@@ -18,9 +18,9 @@ A host is any picklable object with
   channel may call (:attr:`Runtime.analyst`); ``area`` (optional): its area, for
   policies that scope roles to areas.
 
-Hosts must be deterministic given their state: a crashed Ray actor is rebuilt
-from its last snapshot and the delivery it was handling is replayed, which gives
-the same numbers only if ``handle`` is deterministic.
+Hosts must be deterministic given their state: a lost Ray shard is rebuilt from
+its agents' last snapshots, the deliveries since are replayed and the delivery in
+flight is sent again, which gives the same numbers only if ``handle`` is deterministic.
 
 Both runtimes have the same semantics:
 
@@ -32,8 +32,9 @@ Both runtimes have the same semantics:
   releases each (:meth:`Boundary.release`: routed, not delivered before, the very object
   routed) and records the delivery, and the receiver's process re-checks it
   (:func:`~coordinator.boundary.receipt_check`: schema and routed digest) before its
-  host's ``handle``; one ``handle`` call per receiver, all receivers in parallel on Ray;
-  it checkpoints each receiver after its delivery and returns the routed replies in a
+  host's ``handle``; one ``handle`` call per receiver, the shards in parallel on Ray;
+  it snapshots each receiver every K deliveries to it and keeps the deliveries since
+  (:mod:`.snapshots`), and returns the routed replies in a
   deterministic order: order of the receivers' first appearance in the input, then
   reply order; :meth:`Runtime.collect` takes delivery of the messages addressed to the
   coordinator the same way;
@@ -259,7 +260,7 @@ class Runtime(abc.ABC):
     # ---------------------------------------------------------------- state
     @abc.abstractmethod
     def checkpoint(self) -> None:
-        """Snapshot every host; the runtime keeps the last snapshot of each."""
+        """Snapshot every host now (the runtime keeps the last snapshot of each) and flush the audit log."""
 
     @abc.abstractmethod
     def last_snapshot(self, agent_id: str) -> bytes:

@@ -9,22 +9,28 @@ from ..messages import Message
 from ..schema import Ticket
 from .base import PID_METHOD, Runtime
 from .errors import _annotate, _describe_batch
+from .snapshots import SnapshotLog
 
 __all__ = ["LocalRuntime"]
 
 
 class LocalRuntime(Runtime):
-    """In-process, sequential and deterministic; same semantics as :class:`RayRuntime`."""
+    """In-process, sequential and deterministic; same semantics as :class:`RayRuntime`.
 
-    def __init__(self, boundary: Boundary) -> None:
+    ``snapshot_every``: deliveries to an agent between two of its snapshots (default:
+    ``$TDMARKET_SNAPSHOT_EVERY`` or 10, :mod:`.snapshots`);
+    :meth:`restart` restores the last one and replays the deliveries since.
+    """
+
+    def __init__(self, boundary: Boundary, snapshot_every: int | None = None) -> None:
         super().__init__(boundary)
         self._hosts: dict[str, Any] = {}
-        self._snapshots: dict[str, bytes] = {}
+        self.snapshots = SnapshotLog(snapshot_every)
 
     def _start(self, agent_id: str, host: Any) -> None:
         blob = host.snapshot()
         self._hosts[agent_id] = type(host).restore(blob)
-        self._snapshots[agent_id] = blob
+        self.snapshots.start(agent_id, blob)
 
     def _deliver(self, batches: dict[str, list[Message]], tickets: dict[str, list[Ticket]]
                  ) -> dict[str, list[Message]]:
@@ -39,7 +45,7 @@ class LocalRuntime(Runtime):
                 continue
             try:
                 replies = list(host.handle(list(batch)) or [])
-                self._snapshots[rid] = host.snapshot()
+                self.snapshots.delivered(rid, batch, host.snapshot() if self.snapshots.due(rid) else None)
             except Exception as exc:
                 if first_error is None:
                     first_error = _annotate(exc, rid, self._roles[rid], _describe_batch(batch))
@@ -63,16 +69,21 @@ class LocalRuntime(Runtime):
 
     def checkpoint(self) -> None:
         for aid, host in self._hosts.items():
-            self._snapshots[aid] = host.snapshot()
+            self.snapshots.snapshot(aid, host.snapshot())
+        self.boundary.flush()
 
     def last_snapshot(self, agent_id: str) -> bytes:
-        return self._snapshots[agent_id]
+        if self.snapshots.pending(agent_id):
+            self.snapshots.snapshot(agent_id, self._hosts[agent_id].snapshot())
+        return self.snapshots.blob(agent_id)
 
     def restart(self, agent_id: str) -> None:
-        """Rebuild ``agent_id`` from its last snapshot, as a Ray actor is after a crash.
+        """Rebuild ``agent_id`` as a lost Ray actor is: restore its last snapshot, replay the deliveries since.
 
         Whatever the host held outside its snapshot (solver caches, built cvxpy problems) is
         gone; a host whose results depend on such state gives other numbers after this.
         """
-        host = self._hosts[agent_id]
-        self._hosts[agent_id] = type(host).restore(self._snapshots[agent_id])
+        host = type(self._hosts[agent_id]).restore(self.snapshots.blob(agent_id))
+        for batch in self.snapshots.replay(agent_id):
+            host.handle(list(batch))
+        self._hosts[agent_id] = host

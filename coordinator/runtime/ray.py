@@ -1,397 +1,182 @@
-"""The Ray runtime: one actor per agent, fan-out and gather, recovery from snapshots.
+"""The Ray runtime: agents in shards (many agents per actor), spread over the cluster's nodes.
 
-Ray is imported only when a :class:`RayRuntime` is made.
+Ray is imported only when a :class:`RayRuntime` is made. Starting or joining Ray (token
+authentication, the probe of every node) is :mod:`.cluster`; the shard actor's body is :mod:`.shard`;
+the snapshots and replay log used to rebuild a lost shard are :mod:`.snapshots`.
 """
 from __future__ import annotations
 
 import logging
 import os
 import pickle
-import traceback
-from pathlib import Path
 from typing import Any
 
-from ..boundary import Boundary, BoundaryViolation, receipt_check
+from ..boundary import Boundary
 from ..messages import Message
 from ..schema import Ticket
-from .base import PID_METHOD, PROJECT_PACKAGES, Runtime, _project_root
-from .errors import HostCrashed, HostError, _annotate, _describe_batch, _label
+from .base import Runtime
+from .cluster import (ClusterAuthRequired, ClusterUnreachable, ClusterUnusable, cluster_cpus, init_ray,
+                      local_instance_options, token_source, wait_for_address)
+from .errors import HostCrashed, HostError, _label
+from .shard import ShardHost, unpack_error, unpack_ok
+from .snapshots import SnapshotLog
 
-__all__ = ["RayRuntime", "init_ray", "ClusterUnreachable", "ClusterAuthRequired", "wait_for_address",
-           "token_source", "local_instance_options"]
+__all__ = ["RayRuntime", "init_ray", "ClusterUnreachable", "ClusterAuthRequired", "ClusterUnusable",
+           "wait_for_address", "token_source", "local_instance_options"]
 log = logging.getLogger(__name__)
 
-
-# --------------------------------------------------------------------------- Ray actor
-def _pack_error(exc: BaseException, stage: str) -> tuple:
-    """An exception as a picklable outcome: ("err", cls, args, attrs, type name, message, traceback, stage)."""
-    tb = "".join(traceback.format_exception(exc))
-    payload: tuple = (type(exc), tuple(exc.args), dict(getattr(exc, "__dict__", {})))
-    try:
-        pickle.dumps(payload)
-    except Exception:
-        try:
-            payload = (type(exc), tuple(str(a) for a in exc.args), {})
-            pickle.dumps(payload)
-        except Exception:
-            payload = (None, (), {})
-    return ("err", *payload, type(exc).__name__, str(exc), tb, stage)
+#: set by ``--shards N`` (``scenarios.runs.add_runtime_arguments``)
+SHARDS_ENV = "TDMARKET_SHARDS"
+_REMOTE_SHARD: Any = None
 
 
-def _unpack_error(outcome: tuple, agent_id: str, role: str) -> BaseException:
-    _, cls, args, attrs, tname, message, tb, stage = outcome
-    exc: BaseException | None = None
-    if cls is not None:
-        try:
-            exc = cls.__new__(cls, *args)  # rebuilt without __init__ (SolveError has required arguments)
-            exc.args = tuple(args)
-            if attrs:
-                exc.__dict__.update(attrs)
-        except Exception:
-            exc = None
-    if exc is None:
-        exc = HostError(agent_id, f"{_label(agent_id, role)}: {tname}: {message}")
-    return _annotate(exc, agent_id, role, stage, tb)
-
-
-class _HostActor:
-    """Hosts one agent in a Ray actor. Never raises: outcomes are ("ok", value), ("err", ...) or ("lost", why)."""
-
-    def __init__(self, cls: type, agent_id: str, holder: list, replay: list) -> None:
-        # ``holder`` is a one-element list holding an ObjectRef of the snapshot bytes (nested, so that
-        # Ray does not resolve it here: a lost object is reported as an outcome, not as a dead actor)
-        self._cls, self._id, self._holder, self._replay = cls, agent_id, holder, replay
-        self._host: Any = None
-
-    def _ensure(self) -> tuple | None:
-        if self._host is not None:
-            return None
+def _remote_shard_class() -> Any:
+    global _REMOTE_SHARD
+    if _REMOTE_SHARD is None:
         import ray
 
-        try:
-            blob = ray.get(self._holder[0])
-        except ray.exceptions.ObjectLostError as exc:
-            return ("lost", f"{type(exc).__name__}: {exc}")
-        except Exception as exc:
-            return _pack_error(exc, "loading its snapshot")
-        try:
-            host = self._cls.restore(blob)
-            for batch in self._replay:
-                host.handle(list(batch))
-        except Exception as exc:
-            return _pack_error(exc, "being restored from its snapshot")
-        self._host, self._holder, self._replay = host, None, None
-        return None
-
-    def deliver(self, batch: list[Message], tickets: list[Ticket]) -> tuple[tuple, bytes | None]:
-        bad = self._ensure()
-        if bad is not None:
-            return bad, None
-        try:
-            receipt_check(self._id, batch, tickets)  # in the receiver's own process
-        except BoundaryViolation as exc:
-            return _pack_error(exc, "checking a delivery on receipt"), None
-        try:
-            replies = list(self._host.handle(list(batch)) or [])
-        except Exception as exc:
-            return _pack_error(exc, _describe_batch(batch)), None
-        try:
-            snap = self._host.snapshot()
-        except Exception as exc:
-            return _pack_error(exc, "taking a snapshot"), None
-        return ("ok", replies), snap
-
-    def invoke(self, method: str, args: tuple, kwargs: dict) -> tuple:
-        if method == PID_METHOD:
-            return ("ok", os.getpid())
-        bad = self._ensure()
-        if bad is not None:
-            return bad
-        try:
-            return ("ok", getattr(self._host, method)(*args, **kwargs))
-        except Exception as exc:
-            return _pack_error(exc, f"in call {method}()")
-
-    def snapshot(self) -> tuple:
-        bad = self._ensure()
-        if bad is not None:
-            return bad
-        try:
-            return ("ok", self._host.snapshot())
-        except Exception as exc:
-            return _pack_error(exc, "taking a snapshot")
-
-
-_REMOTE_ACTOR: Any = None
-
-
-def _remote_actor_class() -> Any:
-    global _REMOTE_ACTOR
-    if _REMOTE_ACTOR is None:
-        import ray
-
-        _REMOTE_ACTOR = ray.remote(_HostActor)
-    return _REMOTE_ACTOR
-
-
-# --------------------------------------------------------------------------- Ray runtime
-#: seconds to wait for a cluster's address to answer before giving up (``TDMARKET_RAY_TIMEOUT`` overrides)
-CONNECT_TIMEOUT_S = 30.0
-
-
-class ClusterUnreachable(ConnectionError):
-    """Nothing answers at the cluster address within the timeout (an environment failure: exit status 1)."""
-
-
-def connect_timeout() -> float:
-    v = os.environ.get("TDMARKET_RAY_TIMEOUT")
-    try:
-        return float(v) if v else CONNECT_TIMEOUT_S
-    except ValueError:
-        raise ValueError(f"TDMARKET_RAY_TIMEOUT must be a number of seconds, got {v!r}") from None
-
-
-def wait_for_address(address: str, timeout: float | None = None) -> None:
-    """Wait until ``HOST:PORT`` accepts a TCP connection; :class:`ClusterUnreachable` after ``timeout`` s.
-
-    Ray itself retries an unreachable address for minutes; this bounds the wait and names the address.
-    """
-    import socket
-    import time
-
-    timeout = connect_timeout() if timeout is None else float(timeout)
-    host, _, port = address.rpartition(":")
-    try:
-        port_n = int(port)
-    except ValueError:
-        raise ClusterUnreachable(f"the cluster address {address!r} is not HOST:PORT") from None
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            with socket.create_connection((host.strip("[]") or "127.0.0.1", port_n), timeout=max(0.1, min(left, 5.0))):
-                return
-        except OSError as exc:
-            last = exc.strerror or str(exc)
-        if time.monotonic() + 1.0 > deadline:
-            raise ClusterUnreachable(f"cannot reach the Ray cluster at {address} within {timeout:g} s ({last}); "
-                                     f"is 'ray start --head' running there? (TDMARKET_RAY_TIMEOUT sets the wait)")
-        time.sleep(1.0)
-
-
-class ClusterAuthRequired(ConnectionError):
-    """Joining a cluster without a token, and without ``--ray-insecure`` (exit status 1)."""
-
-
-#: set (to 1) by ``--ray-insecure``: joining a cluster without token authentication is allowed
-INSECURE_ENV = "TDMARKET_RAY_INSECURE"
-
-
-def token_source() -> str | None:
-    """Where Ray would read its authentication token from, or None: ``RAY_AUTH_TOKEN``, the file named by
-    ``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token`` (in Ray's order)."""
-    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
-        return "RAY_AUTH_TOKEN"
-    named = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    candidates = [(Path(named).expanduser(), f"RAY_AUTH_TOKEN_PATH ({named})")] if named else []
-    candidates.append((Path.home() / ".ray" / "auth_token", "~/.ray/auth_token"))
-    for path, label in candidates[:1] if named else candidates:
-        try:
-            if path.is_file() and path.read_text(encoding="utf-8").strip():
-                return label
-        except OSError:
-            pass
-    return None
-
-
-def _insecure_allowed(insecure: bool | None) -> bool:
-    if insecure is not None:
-        return bool(insecure)
-    return os.environ.get(INSECURE_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
-def _join_auth(addr: str, insecure: bool | None) -> None:
-    """Token authentication for joining ``addr``: on, with a token; off only with ``--ray-insecure``."""
-    src = token_source()
-    mode = os.environ.get("RAY_AUTH_MODE", "").strip().lower()
-    if src is not None and mode != "disabled":
-        os.environ["RAY_AUTH_MODE"] = "token"
-        log.info("joining the Ray cluster at %s with token authentication (token from %s)", addr, src)
-        return
-    if not _insecure_allowed(insecure):
-        why = "RAY_AUTH_MODE=disabled" if mode == "disabled" else \
-            "no token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
-        raise ClusterAuthRequired(f"refusing to join the Ray cluster at {addr} without token authentication "
-                                  f"({why}); provide the cluster's token, or pass --ray-insecure to join "
-                                  f"without authentication")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    log.warning("joining the Ray cluster at %s WITHOUT token authentication (--ray-insecure)", addr)
-
-
-def local_instance_options() -> dict[str, Any]:
-    """``ray.init`` options of a local instance bound to the loopback interface (with :func:`_loopback`)."""
-    return {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
-
-
-class _loopback:
-    """While starting a local instance: Ray resolves "127.0.0.1" to the node's address, and its gRPC servers
-    listen on every interface unless the node's address is the loopback one. Ray does exactly that where
-    clusters are not supported (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``): every server of the instance
-    (GCS, raylet, object manager, workers, agents) then binds 127.0.0.1 only."""
-
-    def __enter__(self) -> None:
-        import ray._private.ray_constants as rc
-
-        self._rc, self._before = rc, rc.ENABLE_RAY_CLUSTER
-        self._env = os.environ.get(rc.ENABLE_RAY_CLUSTERS_ENV_VAR)
-        rc.ENABLE_RAY_CLUSTER = False
-        os.environ[rc.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # the instance's own processes
-
-    def __exit__(self, *exc: object) -> None:
-        self._rc.ENABLE_RAY_CLUSTER = self._before
-        if self._env is None:
-            os.environ.pop(self._rc.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
-        else:
-            os.environ[self._rc.ENABLE_RAY_CLUSTERS_ENV_VAR] = self._env
-
-
-def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime_env: Any = "auto",
-             insecure: bool | None = None, **init_kwargs: Any) -> bool:
-    """Start or join Ray so that actors can import the project; returns True if it started a session here.
-
-    Does nothing (returns False) when Ray is already initialised in this process.
-    ``address``: ``None`` (and no ``RAY_ADDRESS``) starts a local instance with ``num_cpus`` CPUs
-    (default: the machine's), every server of it bound to 127.0.0.1; ``"auto"`` or
-    ``"HOST:PORT"`` joins a running cluster, shipping the project packages as ``py_modules``
-    when running from a source checkout (``runtime_env="auto"``). Joining uses token
-    authentication (``RAY_AUTH_MODE=token``) with the token Ray finds (``RAY_AUTH_TOKEN``,
-    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``); without one it is refused
-    (:class:`ClusterAuthRequired`) unless ``insecure`` (``--ray-insecure``, or
-    ``TDMARKET_RAY_INSECURE=1`` when ``insecure`` is None).
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    addr = address or os.environ.get("RAY_ADDRESS") or "local"
-    kwargs: dict[str, Any] = {"include_dashboard": False}
-    root = _project_root()
-    if addr == "local":
-        kwargs.update(local_instance_options())
-        kwargs.update(init_kwargs)
-        if num_cpus is not None:
-            kwargs["num_cpus"] = int(num_cpus)
-        # the workers of a local instance inherit this environment: make the project importable
-        # whatever the current directory is
-        if root is not None:
-            paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-            if str(root) not in paths:
-                os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
-        with _loopback():
-            ray.init(address=addr, **kwargs)
-        return True
-    kwargs.update(init_kwargs)
-    _join_auth(addr, insecure)
-    if addr != "auto" and "://" not in addr:
-        wait_for_address(addr)
-    if runtime_env == "auto":
-        runtime_env = {"py_modules": [str(root / p) for p in PROJECT_PACKAGES]} if root is not None else None
-    if runtime_env is not None:
-        kwargs["runtime_env"] = runtime_env
-    ray.init(address=addr, **kwargs)
-    return True
+        _REMOTE_SHARD = ray.remote(ShardHost)
+    return _REMOTE_SHARD
 
 
 class RayRuntime(Runtime):
-    """One Ray actor per host; deliveries and calls fan out and are gathered together.
+    """Agents hosted in shards (Ray actors, many agents each); deliveries fan out per shard and are gathered.
 
     Parameters
     ----------
     address:
         ``None`` (and no ``RAY_ADDRESS``): start a local Ray instance with the machine's CPUs, bound
-        to 127.0.0.1; ``"auto"`` or ``"HOST:PORT"``: join a running cluster (token authentication). Ignored when Ray is already
-        initialised in this process (the existing session is used and not shut down).
+        to 127.0.0.1; ``"auto"`` or ``"HOST:PORT"``: join a running cluster (token authentication,
+        every node probed: :func:`~coordinator.runtime.cluster.init_ray`). Ignored when Ray is
+        already initialised in this process (the existing session is used and not shut down).
     num_cpus:
         CPUs of a local instance started here (ignored when joining a cluster).
+    shards:
+        How many shard actors (processes) host the agents; default (None): ``$TDMARKET_SHARDS``
+        (``--shards``), else one per CPU the cluster offers. Agents are dealt to shards in the
+        order they are added (agent i to shard i mod N); shards are made when their first agent
+        arrives and spread over the nodes: shard k goes to the k-th of the cluster's CPUs, counted
+        node by node in turn (A, B, C, A, B, C, ...), by a soft node affinity (another node when
+        that one is gone or full; a rebuilt shard is placed among the nodes alive then).
     max_restarts:
-        How many times each host's actor may be recreated after dying before giving up
-        with :class:`HostCrashed`.
+        How many times an agent's shard may be rebuilt after dying (each rebuild counts one restart
+        for every agent of the shard) before giving up with :class:`HostCrashed`.
+    snapshot_every:
+        Deliveries to an agent between two of its snapshots (default ``$TDMARKET_SNAPSHOT_EVERY``, set by
+        ``--snapshot-every``, else 10), which are copied into the driver; a lost
+        shard is rebuilt on a live node from its agents' last snapshots and the deliveries since,
+        replayed (:mod:`.snapshots`). :meth:`checkpoint` snapshots every agent on demand.
     runtime_env:
         Passed to ``ray.init`` when joining a cluster. Default (``"auto"``): ship the project
         packages as ``py_modules`` when running from a source checkout, so that actors on other
         machines can import them; ``None``: nothing (the packages are installed on every node).
     actor_options:
-        Extra ``.options()`` for the actors (e.g. ``{"num_cpus": 1}`` to give each actor a whole CPU;
-        by default an actor reserves no CPU while it runs, so any number fit on a small machine).
-    replay_limit:
-        Every ``replay_limit`` deliveries a host's latest snapshot is copied into the driver, so
-        that a host whose node is lost (with its in-store snapshot) is rebuilt by replaying at most
-        that many deliveries.
+        Extra ``.options()`` for the shard actors (e.g. ``{"num_cpus": 1}`` to reserve a CPU each).
     insecure:
         Joining a cluster without a token is refused unless True (``--ray-insecure``; see :func:`init_ray`).
     init_kwargs:
         Extra keyword arguments for ``ray.init`` (e.g. ``include_dashboard=True``).
     """
 
-    _DEAD = ()  # filled on first use (ray.exceptions.RayActorError, WorkerCrashedError, ...)
-
     def __init__(self, boundary: Boundary, address: str | None = None, num_cpus: int | None = None,
-                 max_restarts: int = 3, *, runtime_env: Any = "auto", actor_options: dict | None = None,
-                 replay_limit: int = 32, **init_kwargs: Any) -> None:
+                 max_restarts: int = 3, *, shards: int | None = None, snapshot_every: int | None = None,
+                 runtime_env: Any = "auto", actor_options: dict | None = None, **init_kwargs: Any) -> None:
         super().__init__(boundary)
+        if shards is not None and int(shards) < 1:
+            raise ValueError(f"shards must be at least 1, got {shards}")
         import ray
 
         self._ray = ray
-        RayRuntime._DEAD = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                            ray.exceptions.LocalRayletDiedError, ray.exceptions.NodeDiedError)
+        self._dead = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                      ray.exceptions.LocalRayletDiedError, ray.exceptions.NodeDiedError,
+                      ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError)
         self.max_restarts = int(max_restarts)
-        self.replay_limit = max(1, int(replay_limit))
+        self.snapshots = SnapshotLog(snapshot_every)
         self._actor_options = {"max_restarts": 0, "max_task_retries": 0, **(actor_options or {})}
+        self._slots: list[str] | None = None
         self._owns_ray = init_ray(address, num_cpus, runtime_env=runtime_env, **init_kwargs)
-        self._actor_cls = _remote_actor_class()
+        env = os.environ.get(SHARDS_ENV, "").strip()
+        self.n_shards = int(shards) if shards is not None else int(env) if env.isdigit() and int(env) > 0 \
+            else cluster_cpus()
+        self._actor_cls = _remote_shard_class()
+        self._shards: list[Any] = [None] * self.n_shards
+        self._members: list[list[str]] = [[] for _ in range(self.n_shards)]
+        self._shard_of: dict[str, int] = {}
         self._classes: dict[str, type] = {}
-        self._actors: dict[str, Any] = {}
-        self._latest: dict[str, Any] = {}  # ObjectRef of the snapshot after the last delivery, or None
-        self._durable: dict[str, bytes] = {}  # snapshot bytes held by the driver
-        self._replay: dict[str, list[list[Message]]] = {}  # deliveries since the durable snapshot
         self.restarts: dict[str, int] = {}
+        self.shard_restarts = [0] * self.n_shards
 
     # ---------------------------------------------------------------- hosts
+    def shard_of(self, agent_id: str) -> int:
+        """The shard hosting ``agent_id`` (deployment, not agent state)."""
+        return self._shard_of[agent_id]
+
     def _start(self, agent_id: str, host: Any) -> None:
         blob = host.snapshot()
+        k = len(self._shard_of) % self.n_shards
         self._classes[agent_id] = type(host)
-        self._durable[agent_id] = blob
-        self._replay[agent_id] = []
-        self._latest[agent_id] = self._ray.put(blob)  # the constant data go in once
+        self.snapshots.start(agent_id, blob)
         self.restarts[agent_id] = 0
-        self._actors[agent_id] = self._spawn(agent_id, [self._latest[agent_id]], [])
+        if self._shards[k] is None:
+            self._shards[k] = self._make_shard(k)
+        # fire and forget: calls to one actor run in submission order, and a load that fails is
+        # reported by the agent's first call
+        self._shards[k].load.remote([(agent_id, pickle.dumps((type(host), blob)), [])])
+        self._shard_of[agent_id] = k
+        self._members[k].append(agent_id)
 
-    def _spawn(self, agent_id: str, holder: list, replay: list) -> Any:
-        return self._actor_cls.options(**self._actor_options).remote(self._classes[agent_id], agent_id, holder,
-                                                                      replay)
+    def _node_slots(self) -> list[str]:
+        """Alive nodes, one entry per CPU, interleaved (node A, B, C, A, B, ...): shard k goes to entry k."""
+        nodes = sorted(((n["NodeID"], int(n.get("Resources", {}).get("CPU", 0))) for n in self._ray.nodes()
+                        if n.get("Alive")), key=lambda n: n[0])
+        most = max((c for _, c in nodes), default=0)
+        return [nid for r in range(most) for nid, c in nodes if c > r]
 
-    def _restart(self, agent_id: str, cause: str) -> None:
-        n = self.restarts[agent_id] + 1
-        if n > self.max_restarts:
-            raise HostCrashed(agent_id, self._roles[agent_id], self.restarts[agent_id], self.max_restarts, cause)
-        self.restarts[agent_id] = n
-        log.warning("%s: actor lost (%s); restart %d of %d from its last snapshot", _label(agent_id,
-                    self._roles[agent_id]), cause.splitlines()[0][:200], n, self.max_restarts)
+    def _make_shard(self, k: int) -> Any:
+        """Shard ``k``'s actor, on the node of CPU slot k (soft: elsewhere if that node is gone or full)."""
+        opts = dict(self._actor_options)
+        if "scheduling_strategy" not in opts:
+            if self._slots is None:
+                self._slots = self._node_slots()
+            if self._slots:
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+                opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self._slots[k % len(self._slots)],
+                                                                             soft=True)
+            else:
+                opts["scheduling_strategy"] = "SPREAD"
+        return self._actor_cls.options(**opts).remote(k)
+
+    def placement(self) -> dict[int, str]:
+        """The Ray node id of every shard made so far (deployment information)."""
+        made = [k for k, a in enumerate(self._shards) if a is not None]
+        got = self._gather([self._shards[k].node.remote() for k in made])
+        return {k: v for k, (status, v) in zip(made, got) if status == "ok"}
+
+    def _respawn(self, k: int, cause: str) -> None:
+        """Rebuild shard ``k`` (on a live node) from its agents' snapshots and replay logs."""
+        members = self._members[k]
+        for aid in members:
+            if self.restarts[aid] + 1 > self.max_restarts:
+                raise HostCrashed(aid, self._roles[aid], self.restarts[aid], self.max_restarts, cause)
+        for aid in members:
+            self.restarts[aid] += 1
+        self.shard_restarts[k] += 1
+        log.warning("shard %d (%s) lost (%s); rebuild %d of %d from the last snapshots, replaying %d deliveries",
+                    k, ", ".join(members), cause.splitlines()[0][:200], self.shard_restarts[k], self.max_restarts,
+                    sum(self.snapshots.pending(a) for a in members))
         try:
-            self._ray.kill(self._actors[agent_id], no_restart=True)
+            self._ray.kill(self._shards[k], no_restart=True)
         except Exception:
             pass
-        latest = self._latest[agent_id]
-        if latest is not None:
-            self._actors[agent_id] = self._spawn(agent_id, [latest], [])
-        else:
-            self._actors[agent_id] = self._spawn(agent_id, [self._ray.put(self._durable[agent_id])],
-                                                 list(self._replay[agent_id]))
+        self._slots = None  # the nodes changed: place it among the live ones
+        self._shards[k] = self._make_shard(k)
+        self._shards[k].load.remote([(aid, pickle.dumps((self._classes[aid], self.snapshots.blob(aid))),
+                                      self.snapshots.replay(aid)) for aid in members])
 
     # --------------------------------------------------------------- engine
     def _gather(self, refs: list[Any]) -> list[tuple[str, Any]]:
-        """Wait for all refs together; ("ok", value) or ("dead", cause) per ref."""
+        """Wait for all refs together; ("ok", value), ("dead", cause) or ("init_failed", cause) per ref."""
         ray = self._ray
         try:
             return [("ok", v) for v in ray.get(refs)]
@@ -401,124 +186,105 @@ class RayRuntime(Runtime):
         for r in refs:  # something failed: sort it out (everything is finished or failed by now)
             try:
                 out.append(("ok", ray.get(r)))
-            except self._DEAD as exc:
+            except self._dead as exc:
                 failed_init = getattr(exc, "actor_init_failed", False)
                 out.append(("init_failed" if failed_init else "dead", f"{type(exc).__name__}: {exc}"))
-            except ray.exceptions.RayTaskError as exc:  # e.g. a reply that could not be serialised
-                cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
-                out.append(("ok", _pack_error(cause, "returning its result")))
+            except ray.exceptions.RayTaskError as exc:
+                out.append(("task_failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"))
         return out
 
-    def _run(self, jobs: list[tuple[str, str, tuple]]) -> list[tuple[tuple, Any]]:
-        """Run ``(agent_id, actor method, args)`` jobs in parallel; restart dead actors and resubmit.
+    def _fan(self, method: str, items: list[tuple[str, Any]]) -> list[Any]:
+        """Call shard ``method`` with the jobs ``(agent_id, job)``, one call per shard, all shards together.
 
-        Returns per job (outcome, snapshot ref or None).
+        A shard that died is rebuilt and its jobs are sent again. Returns the per-job results in order.
         """
-        results: list[Any] = [None] * len(jobs)
-        todo = list(range(len(jobs)))
+        results: list[Any] = [None] * len(items)
+        todo = list(range(len(items)))
         while todo:
-            submitted = []
+            by_shard: dict[int, list[int]] = {}
             for i in todo:
-                aid, meth, args = jobs[i]
-                actor = self._actors[aid]
-                if meth == "deliver":
-                    out_ref, snap_ref = actor.deliver.options(num_returns=2).remote(*args)
-                else:
-                    out_ref, snap_ref = getattr(actor, meth).remote(*args), None
-                submitted.append((out_ref, snap_ref))
-            got = self._gather([s[0] for s in submitted])
-            to_restart: dict[str, str] = {}
-            retry = []
-            for i, (out_ref, snap_ref), (status, value) in zip(todo, submitted, got):
-                aid = jobs[i][0]
+                by_shard.setdefault(self._shard_of[items[i][0]], []).append(i)
+            calls = [(k, idx, getattr(self._shards[k], method).remote([items[i][1] for i in idx]))
+                     for k, idx in by_shard.items()]
+            got = self._gather([c[2] for c in calls])
+            todo, lost = [], {}
+            for (k, idx, _), (status, value) in zip(calls, got):
+                if status == "ok":
+                    for i, v in zip(idx, value):
+                        results[i] = v
+                    continue
+                aid = self._members[k][0]
                 if status == "init_failed":
-                    raise HostError(aid, f"{_label(aid, self._roles[aid])}: its actor could not be created "
-                                         f"(can the workers import the project and the host class "
-                                         f"{self._classes[aid].__module__}.{self._classes[aid].__qualname__}?): "
-                                         f"{value}")
-                if status == "dead":
-                    to_restart.setdefault(aid, value)
-                    retry.append(i)
-                elif value[0] == "lost":
-                    self._latest[aid] = None  # rebuild from the durable copy and the replay log
-                    to_restart.setdefault(aid, f"its snapshot was lost ({value[1]})")
-                    retry.append(i)
-                else:
-                    results[i] = (value, snap_ref)
-            for aid, cause in to_restart.items():
-                self._restart(aid, cause)
-            todo = retry
+                    cls = self._classes[aid]
+                    raise HostError(aid, f"{_label(aid, self._roles[aid])}: its shard's actor could not be created "
+                                         f"(can the workers import the project and {cls.__module__}."
+                                         f"{cls.__qualname__}?): {value}")
+                if status == "task_failed":
+                    raise HostError(aid, f"shard {k} ({', '.join(self._members[k])}) failed in {method}(): {value}")
+                lost[k] = value
+                todo.extend(idx)
+            for k, cause in lost.items():
+                self._respawn(k, cause)
+            todo.sort()
         return results
 
     def _deliver(self, batches: dict[str, list[Message]], tickets: dict[str, list[Ticket]]
                  ) -> dict[str, list[Message]]:
         rids = list(batches)
-        results = self._run([(rid, "deliver", (batches[rid], tickets[rid])) for rid in rids])
+        results = self._fan("deliver", [(rid, (rid, batches[rid], tickets[rid], self.snapshots.due(rid)))
+                                        for rid in rids])
         out: dict[str, list[Message]] = {}
         first_error: BaseException | None = None
-        refresh = []
-        for rid, (outcome, snap_ref) in zip(rids, results):
+        for rid, (outcome, blob) in zip(rids, results):
             if outcome[0] == "err":
                 if first_error is None:
-                    first_error = _unpack_error(outcome, rid, self._roles[rid])
+                    first_error = unpack_error(outcome, rid, self._roles[rid])
                 continue
-            out[rid] = outcome[1]
-            self._latest[rid] = snap_ref
-            self._replay[rid].append(batches[rid])
-            if len(self._replay[rid]) >= self.replay_limit:
-                refresh.append(rid)
-        if refresh:  # copy the latest snapshots into the driver, together
-            blobs = self._ray.get([self._latest[r] for r in refresh])
-            for rid, blob in zip(refresh, blobs):
-                self._durable[rid] = blob
-                self._replay[rid] = []
+            out[rid] = unpack_ok(outcome)
+            self.snapshots.delivered(rid, batches[rid], blob)
         if first_error is not None:
             raise first_error
         return out
 
     def _call_many(self, calls: list[tuple[str, str, tuple, dict]]) -> list[Any]:
-        results = self._run([(aid, "invoke", (method, args, kwargs)) for aid, method, args, kwargs in calls])
+        results = self._fan("invoke", [(aid, (aid, method, args, kwargs)) for aid, method, args, kwargs in calls])
         out = []
-        for (aid, *_), (outcome, _) in zip(calls, results):
+        for (aid, *_), outcome in zip(calls, results):
             if outcome[0] == "err":
-                raise _unpack_error(outcome, aid, self._roles[aid])
-            out.append(outcome[1])
+                raise unpack_error(outcome, aid, self._roles[aid])
+            out.append(unpack_ok(outcome))
         return out
 
     # ---------------------------------------------------------------- state
-    def checkpoint(self) -> None:
-        aids = list(self._actors)
-        results = self._run([(aid, "snapshot", ()) for aid in aids])
-        for aid, (outcome, _) in zip(aids, results):
+    def _snapshot(self, aids: list[str]) -> None:
+        results = self._fan("snapshot", [(aid, aid) for aid in aids])
+        for aid, outcome in zip(aids, results):
             if outcome[0] == "err":
-                raise _unpack_error(outcome, aid, self._roles[aid])
-        for aid, (outcome, _) in zip(aids, results):
-            self._durable[aid] = outcome[1]
-            self._replay[aid] = []
-            self._latest[aid] = None
+                raise unpack_error(outcome, aid, self._roles[aid])
+        for aid, outcome in zip(aids, results):
+            self.snapshots.snapshot(aid, outcome[1])
+
+    def checkpoint(self) -> None:
+        """Snapshot every agent now (into the driver); recovery then replays nothing older."""
+        self._snapshot(list(self._shard_of))
+        self.boundary.flush()
 
     def last_snapshot(self, agent_id: str) -> bytes:
-        ref = self._latest[agent_id]
-        if ref is not None:
-            try:
-                return self._ray.get(ref)
-            except self._ray.exceptions.ObjectLostError:
-                self._latest[agent_id] = None
-        if self._replay[agent_id]:
-            self.checkpoint()
-        return self._durable[agent_id]
+        if self.snapshots.pending(agent_id):
+            self._snapshot([agent_id])
+        return self.snapshots.blob(agent_id)
 
     def shutdown(self) -> None:
         if self._closed:
             return
         super().shutdown()
         ray = self._ray
-        for actor in self._actors.values():
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:
-                pass
-        self._actors.clear()
-        self._latest.clear()
+        for actor in self._shards:
+            if actor is not None:
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception:
+                    pass
+        self._shards = [None] * self.n_shards
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
