@@ -98,7 +98,7 @@ def test_audit_passes_on_a_fresh_tes_run(tes_run, tmp_path):
     routed = {r["seq"] for r in recs if r["rec"] == "route"}
     delivered = [s for r in recs if r["rec"] == "delivery" for s in r["seqs"]]
     assert len(delivered) == len(set(delivered)) and set(delivered) <= routed
-    assert {r["what"] for r in recs if r["rec"] == "analyst_read"} == {"report"}
+    assert {r["what"] for r in recs if r["rec"] == "analyst_read"} == {"report", "solves"}
     assert (os.stat(tes_run / "audit.jsonl").st_mode & 0o777) == file_mode()
 
 

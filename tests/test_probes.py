@@ -94,8 +94,9 @@ PROBES = [
     ("case.json trailing garbage", TES, lambda f: (f / "case.json").write_text((f / "case.json").read_text() + "}x"),
      ["case.json", "invalid JSON"]),
     # --- protocol set-up: tes
-    ("tes on a T&D case", ("tes-day", "tso24_dso5"), lambda f: None, ["case.json", "column 'feeders'",
-                                                                      "tes needs exactly one feeder"]),
+    # several feeders are a tes case now (one market per feeder); a T&D case has no main grid
+    ("tes on a T&D case", ("tes-day", "tso24_dso5"), lambda f: None, ["owners.csv", "column 'role'",
+                                                                      "exactly one main_grid owner", "has 0"]),
     ("tes LA role changed", TES, _cell("owners.csv", 2, "role", "der_manager"),
      ["owners.csv", "column 'role'", "exactly one load_aggregator owner", "has none"]),
     ("tes operator role changed", TES, _cell("owners.csv", 3, "role", "der_manager"),
