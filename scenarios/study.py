@@ -9,7 +9,8 @@ and runs it, from :data:`PROTOCOLS`. A protocol's study module has two functions
 - ``run(args: argparse.Namespace, study: dict) -> int``: run it (``args.out``, ``args.resume``);
   the exit status.
 
-The ``tes`` study is :mod:`scenarios.study_tes` (its file format is in its docstring).
+The ``tes`` study is :mod:`scenarios.study_tes`, the ``tso-dso`` study
+:mod:`scenarios.study_tso_dso` (their file formats are in their docstrings).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any
 from network.errors import CaseError
 
 #: protocol -> the module of its study (``load`` and ``run``, see the module docstring)
-PROTOCOLS: dict[str, str] = {"tes": "scenarios.study_tes"}
+PROTOCOLS: dict[str, str] = {"tes": "scenarios.study_tes", "tso-dso": "scenarios.study_tso_dso"}
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

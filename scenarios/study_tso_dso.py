@@ -174,7 +174,17 @@ def strategies_of(study: dict[str, Any], participants: list[str]) -> tuple[dict[
     return out, grids
 
 
-def run(study: dict[str, Any], out: Any = None, *, resume: bool = False, quiet: bool = False) -> int:
+def load(raw: dict[str, Any], file: str) -> dict[str, Any]:
+    """The checked study of a parsed file, for ``run.py study`` (:mod:`scenarios.study`)."""
+    return {**study_from_toml(raw, file), "protocol": "tso-dso", "file": file}
+
+
+def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
+    """``run.py study FILE [--out DIR] [--resume]`` for a tso-dso study (:mod:`scenarios.study`)."""
+    return run_study(study, args.out, resume=args.resume)
+
+
+def run_study(study: dict[str, Any], out: Any = None, *, resume: bool = False, quiet: bool = False) -> int:
     """Run a tso-dso study (a :func:`load_study` dict) into run folder ``out`` (a ``RunFolder``, a path, or None
     for ``results/study-<time>``); ``resume``: go on from the last finished day there. Returns the exit status
     (0, or 1 if a day's Benders did not converge)."""
@@ -304,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="go on from the last finished day of the run in --out")
     args = p.parse_args(argv)
     try:
-        return run(load_study(args.study), args.out, resume=args.resume)
+        return run_study(load_study(args.study), args.out, resume=args.resume)
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -106,7 +106,8 @@ def test_audit_passes_on_a_fresh_tso_dso_run(tso_dso_run, tmp_path):
     p = _run("audit", str(tso_dso_run), "--quiet", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "protocol tso-dso" in p.stdout and "audit: OK (1 log(s))" in p.stdout
-    recs = read_audit_records(tso_dso_run / "audit.jsonl")
+    assert not (tso_dso_run / "audit.jsonl").exists()  # tso-dso logs are written gzipped
+    recs = read_audit_records(tso_dso_run / "audit.jsonl.gz")
     # the TSO's reports are delivered to the coordinator; fc's schedules carry no price
     to_me = {s for r in recs if r["rec"] == "delivery" and r["receiver"] == COORDINATOR for s in r["seqs"]}
     assert to_me and all(r["type"] in ("MasterBound", "RealTimeBounds", "IterationBounds")
@@ -114,11 +115,11 @@ def test_audit_passes_on_a_fresh_tso_dso_run(tso_dso_run, tmp_path):
     fc = [r for r in recs if r["rec"] == "route" and r["type"] == "IterationBounds"
           and r["payload"]["scheme"] == "fc"]
     assert fc and all(r["payload"]["price"] is None for r in fc)
-    # a single log file, gzipped, verifies too
-    gz = tmp_path / "audit.jsonl.gz"
-    with open(tso_dso_run / "audit.jsonl", "rb") as src, gzip.open(gz, "wb") as dst:
+    # a single log file verifies too, gzipped or not
+    plain = tmp_path / "audit.jsonl"
+    with gzip.open(tso_dso_run / "audit.jsonl.gz", "rb") as src, open(plain, "wb") as dst:
         shutil.copyfileobj(src, dst)
-    assert _run("audit", str(gz), "--quiet", cwd=tmp_path).returncode == 0
+    assert _run("audit", str(plain), "--quiet", cwd=tmp_path).returncode == 0
 
 
 # ------------------------------------------------------------------ tampering

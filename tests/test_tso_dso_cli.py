@@ -22,7 +22,7 @@ def test_tso_dso_run_folder(tmp_path):
     p = _run("tso-dso", "--scenarios", "3", "--oos", "4", "--schemes", "cm,fc", "--wind-factor", "0.9",
              "--out", str(out), cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
-    for f in ("manifest.json", "audit.jsonl", "welfare.parquet", "iterations.parquet", "scenarios.parquet",
+    for f in ("manifest.json", "audit.jsonl.gz", "welfare.parquet", "iterations.parquet", "scenarios.parquet",
               "dispatch.parquet", "relaxation.parquet", "exchanges.parquet", "messages.parquet", "congestion.parquet",
               "rt_resources.parquet", "rt_shedding.parquet", "rt_voltages.parquet", "rt_feeder_lines.parquet",
               "rt_pcc.parquet", "rt_transmission.parquet", "benders_bounds.png"):

@@ -206,7 +206,7 @@ def test_strategic_day_on_the_case(tmp_path):
 def test_competitive_study_has_no_welfare_loss(tmp_path):
     """Every participant at marginal cost: the strategic run is the competitive run (same wind draw)."""
     from coordinator.audit import main as audit
-    from scenarios.study_tso_dso import run
+    from scenarios.study_tso_dso import run_study as run
 
     study = _load(tmp_path, STUDY.format(days=1) + '[default]\nstrategy = "marginal-cost"\n')
     assert run(study, tmp_path / "out", quiet=True) == 0
@@ -219,7 +219,7 @@ def test_competitive_study_has_no_welfare_loss(tmp_path):
 @pytest.mark.slow
 def test_resume_gives_the_same_days(tmp_path):
     """Two days straight, or one day and --resume: the same figures (the strategies' state carries over)."""
-    from scenarios.study_tso_dso import run
+    from scenarios.study_tso_dso import run_study as run
 
     agents = '[agents.GA]\nstrategy = "learning"\ngrid = [0, 1, 2]\n'
     two = _load(tmp_path, STUDY.format(days=2) + agents)
@@ -232,3 +232,23 @@ def test_resume_gives_the_same_days(tmp_path):
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "agents.parquet"),
                                   pd.read_parquet(tmp_path / "b" / "agents.parquet"))
+
+
+def test_run_py_study_dispatches_tso_dso_files(tmp_path):
+    """``run.py study`` takes a tso-dso study file (scenarios/study.py PROTOCOLS), and a bad key in one ends
+    in one line with exit status 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from scenarios.study import load_study as load_any
+
+    root = Path(__file__).resolve().parent.parent
+    study = load_any(root / "scenarios" / "studies" / "tso_dso_gencos.toml")
+    assert study["protocol"] == "tso-dso" and study["days"] > 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text('protocol = "tso-dso"\ncase = "tso24_dso5"\ndays = 1\nnonsense = 3\n')
+    p = subprocess.run([sys.executable, str(root / "run.py"), "study", str(bad), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "nonsense" in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

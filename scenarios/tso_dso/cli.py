@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     wind = model.scenarios(args.wind_factor, args.scenarios, args.oos, seed=args.seed)
     folder = RunFolder.create(NAME, args.out)
     folder.write_manifest(NAME, args, seed=args.seed, case=case.name, config=config.__dict__)
-    boundary = Boundary(folder.file("audit.jsonl"))
+    boundary = Boundary(folder.file("audit.jsonl.gz"))  # large: gzipped by the log's writer thread
     t0 = time.perf_counter()
     with console.status("starting the runtime...") as status:
         runtime = _make_runtime(args.runtime, boundary, args.ray_address)
