@@ -12,7 +12,12 @@ import numpy as np
 
 from network.distflow import BranchFlow
 
-__all__ = ["AreaResult", "line_gaps", "cut_columns", "take", "scatter", "merge"]
+__all__ = ["AreaResult", "line_gaps", "cut_columns", "take", "scatter", "merge", "SOLUTION_CONSTANTS"]
+
+#: the entries of ``AreaResult.solution`` that are not per scenario (ids, the schedule, offers, line data): left
+#: as they are when scenarios are taken, merged or replaced (an array of them may happen to have S entries)
+SOLUTION_CONSTANTS = frozenset({"feeder", "resources", "kinds", "nodes", "x", "cost_up", "cost_down", "node_ids",
+                                "line_ids", "from", "to", "r", "x_line", "s_max", "voll"})
 
 
 def line_gaps(bf: BranchFlow, S: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +131,7 @@ def take(r: AreaResult, idx: np.ndarray) -> AreaResult:
 
     out = AreaResult(**{f.name: cut(getattr(r, f.name)) for f in fields(AreaResult)})
     if r.solution is not None:
-        out.solution = {k: cut(v) for k, v in r.solution.items()}
+        out.solution = {k: v if k in SOLUTION_CONSTANTS else cut(v) for k, v in r.solution.items()}
     return out
 
 
@@ -156,7 +161,8 @@ def scatter(base: AreaResult, part: AreaResult, idx: np.ndarray) -> AreaResult:
     if (base.solution is None) != (part.solution is None):
         raise ValueError("scatter: the solution is kept in one result and not in the other")
     if base.solution is not None and part.solution is not None:
-        out.solution = {k: put(v, part.solution[k]) for k, v in base.solution.items()}
+        out.solution = {k: v if k in SOLUTION_CONSTANTS else put(v, part.solution[k])
+                        for k, v in base.solution.items()}
     return out
 
 
@@ -176,5 +182,6 @@ def merge(parts: Sequence[AreaResult]) -> AreaResult:
     kw["inaccurate"] = any(r.inaccurate for r in parts)
     out = AreaResult(**kw)
     if first.solution is not None:
-        out.solution = {k: join([r.solution[k] for r in parts]) for k in first.solution}  # type: ignore[index]
+        out.solution = {k: first.solution[k] if k in SOLUTION_CONSTANTS  # type: ignore[index]
+                        else join([r.solution[k] for r in parts]) for k in first.solution}  # type: ignore[index]
     return out

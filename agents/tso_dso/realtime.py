@@ -246,11 +246,12 @@ class RTMaster:
     def solve(self, rs: ResourceSet, x_T: np.ndarray, wind_T: np.ndarray | None, x_e: Sequence[np.ndarray],
               build: Callable[[int, int], _RTLP], *, iteration: int | None = None,
               floors: Sequence[float] | None = None, cols: np.ndarray | None = None,
-              block: int = RT_BLOCK) -> tuple[RTMasterResult, np.ndarray, list[np.ndarray]]:
+              block: int | None = None) -> tuple[RTMasterResult, np.ndarray, list[np.ndarray]]:
         """Solve for the transmission schedule ``x_T`` (order of ``rs``) and each area's schedule ``x_e``.
 
         ``build(S, K)`` builds the LP for ``S`` scenarios (see :meth:`build`). ``cols``: the
-        scenarios to solve (default: all), in LPs of ``min(block, S_set)`` scenarios (the last
+        scenarios to solve (default: all), in LPs of ``min(block, S_set)`` scenarios (``block`` default:
+        :data:`RT_BLOCK`; the last
         one padded with copies of its last scenario); the result's columns are ``cols``, in
         that order. Returns the result (with ``mu`` left empty), the duals of the constraints
         fixing ``x_T`` ``(n_T, n)`` and, per area, ``sum_k nu_k g_k`` ``(n_e, n)``: the two parts
@@ -263,7 +264,8 @@ class RTMaster:
         cols = np.arange(S) if cols is None else np.asarray(cols, dtype=int).reshape(-1)
         if cols.size == 0:
             raise ValueError(f"{self.agent}: no scenario to solve")
-        size = S if S <= block else int(block)
+        block = RT_BLOCK if block is None else int(block)
+        size = S if S <= block else block
         K = self._slots()
         lp = build(size, K)
         for pool in self.pools.values():
