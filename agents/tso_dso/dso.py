@@ -278,24 +278,25 @@ class AreaDSO(Agent):
 
         Unchanged exchanges are not solved again: with the default wind, a scenario whose exchange
         is the same (bit for bit) as in the last evaluation of the same ``context``, with the same
-        schedule, takes that evaluation's column (the same problem, so the same answer); only the
+        schedule and wind, takes that evaluation's column (the same problem, so the same answer); only the
         others are solved (``n_reused`` counts the columns taken over).
         """
         p = np.asarray(p, dtype=float).reshape(-1)
         key = scenario_set if context is None else context
-        prev = None if wind is not None else self._last_result(key, p, keep_dispatch)
+        W_all = np.zeros((0, p.size))
+        if self.resource_set.wind_ids:
+            W_all = (self.wind_matrix(scenario_set) if wind is None
+                     else np.asarray(wind, dtype=float).reshape(-1, p.size))
+            if W_all.shape[1] != p.size:
+                raise ValueError(f"{self.id}: {p.size} exchanges but {W_all.shape[1]} '{scenario_set}' wind scenarios")
+        prev = None if wind is not None else self._last_result(key, p, W_all, keep_dispatch)
         todo = np.arange(p.size) if prev is None else np.flatnonzero(p != prev.requested)
         if prev is not None and todo.size == 0:
             self.n_reused += p.size
             out = take(prev, np.arange(p.size))  # a copy
             out.solve_time = 0.0
             return out
-        W = None
-        if self.resource_set.wind_ids:
-            W = self.wind_matrix(scenario_set) if wind is None else np.asarray(wind, dtype=float).reshape(-1, p.size)
-            if W.shape[1] != p.size:
-                raise ValueError(f"{self.id}: {p.size} exchanges but {W.shape[1]} '{scenario_set}' wind scenarios")
-            W = W[:, todo]
+        W = W_all[:, todo] if self.resource_set.wind_ids else None
         R = self.pcc_rating()
         lim = (1.0 - 1e-6) * R
         pt = p[todo]
@@ -320,20 +321,20 @@ class AreaDSO(Agent):
                 self.n_reused += p.size - todo.size
                 res = scatter(prev, res, todo)
             if wind is None:
-                self.__dict__.setdefault("_cache_last", {})[key] = (self.x_vector(), res)
+                self.__dict__.setdefault("_cache_last", {})[key] = (self.x_vector(), W_all, res)
             return res
         assert last is not None
         raise last
 
-    def _last_result(self, key: Any, p: np.ndarray, keep_dispatch: bool) -> AreaResult | None:
-        """The last evaluation of ``key`` if it can lend columns to one at ``p`` (same size, schedule and kept
-        solution; the wind of a context never changes without :meth:`set_offer`, which drops it)."""
+    def _last_result(self, key: Any, p: np.ndarray, W: np.ndarray, keep_dispatch: bool) -> AreaResult | None:
+        """The last evaluation of ``key`` if it can lend columns to one at ``p`` with the wind ``W``: the same
+        number of scenarios, schedule, wind and kept solution."""
         got = self.__dict__.get("_cache_last", {}).get(key)
         if got is None:
             return None
-        x, r = got
+        x, W_last, r = got
         if r.cost.size != p.size or (r.solution is not None) != keep_dispatch or r.requested is None \
-                or not np.array_equal(x, self.x_vector()):
+                or not np.array_equal(x, self.x_vector()) or not np.array_equal(W_last, W):
             return None
         return r
 
