@@ -381,9 +381,12 @@ class AreaDSO(Agent):
         if pr["wind"] is not None:
             pr["wind"].value = np.maximum(W, 0.0)
         pr["p"].value = p
-        # solver weights from the last costs of these scenarios in this context (1 where none yet)
+        # solver weights from the last costs of these scenarios in this context; a scenario without one yet takes
+        # the median of the context's known costs (the blocks solved before it), or 1 if none is known
         known = self.__dict__.setdefault("_scale", {}).get(key)
         last = np.full(S, np.nan) if known is None or known.size <= cols.max() else known[cols]
+        if np.isnan(last).any() and known is not None and np.isfinite(known).any():
+            last = np.where(np.isnan(last), np.nanmedian(np.abs(known)), last)
         w = np.where(np.isnan(last), 1.0, 1e3 / np.maximum(1e3, np.abs(np.nan_to_num(last))))
         t0 = time.perf_counter()
         prob: cp.Problem = pr["prob"]
