@@ -188,8 +188,18 @@ class RTMaster:
 
     @property
     def pruned(self) -> int:
-        """Cuts pruned so far, over every scenario set and DSO."""
-        return sum(p.pruned for pools in self.pools_by_set.values() for p in pools.values())
+        """Cuts pruned so far, over every scenario set and DSO (dropped sets included)."""
+        return getattr(self, "pruned_dropped", 0) + sum(p.pruned for pools in self.pools_by_set.values()
+                                                        for p in pools.values())
+
+    def drop(self, scenario_set: str) -> None:
+        """Forget the cut pools of ``scenario_set`` (a set that no later decision needs: they are no longer part
+        of every snapshot of the agent); selecting it again starts with empty pools."""
+        pools = self.pools_by_set.pop(scenario_set, None)
+        if pools is not None:
+            self.pruned_dropped = getattr(self, "pruned_dropped", 0) + sum(p.pruned for p in pools.values())
+        if self.scenario_set == scenario_set:
+            self.scenario_set, self.S = None, None
 
     def invalidate(self) -> None:
         """The resources or their offers changed: nothing is held here (the builder's LPs are the caller's)."""

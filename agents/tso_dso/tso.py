@@ -29,7 +29,8 @@ them across schemes (every cut is valid for every schedule, so sharing is exact,
 trajectory then depends on the schemes run before).
 
 It never decides when to stop: the coordinator does, from the bounds it reports. It
-never sees a feeder.
+never sees a feeder. The DSO cuts of a set other than the in-sample one are dropped when
+its evaluation closes (unless shared): no later decision uses them.
 
 Units: MW, $/MWh, $ (a minimisation of ``-SW_DA + E[real-time cost]``).
 """
@@ -540,4 +541,6 @@ class TSO(Agent):
               "pcc": {d: self.areas[d] for d in self.areas}, "voll": self.voll}
         self.evaluations[f"{run.scheme}:{run.scenario_set}"] = ev
         self.run = None
+        if run.scenario_set != "in_sample" and not self.share_cuts:  # its cuts serve no later decision
+            self.rt_master.drop(run.scenario_set)
         return ev
