@@ -6,6 +6,8 @@
     python3 bench/bench_tso_dso.py share  [--factor 0.6] [--scenarios 20] [--oos 0]
     python3 bench/bench_tso_dso.py sweep  [--levels 20] [--scenarios 20] [--oos 300] [--workers 2]
                                           [--runtime local|ray] [--out DIR]
+    python3 bench/bench_tso_dso.py level  [--levels 20] [--only 4,10,16] [--scenarios 20] [--oos 300]
+                                          [--no-settle] [--out table.csv]
 
 ``pcc``: the pcc scheme at one wind level with 20 in-sample scenarios, on the
 LocalRuntime and on a RayRuntime with ``--cpus`` CPUs; reports Benders iterations
@@ -21,6 +23,13 @@ iterations and <= 10 s at every level).
 
 ``share``: one level with the schemes together (each its own DSO cuts, the default),
 with ``--share-cuts``, and each scheme alone.
+
+``level``: whole levels of the sweep as the sweep runs them (pcc, cm, fc together, then
+their out-of-sample evaluations), one after the other: per scheme the in-sample and
+out-of-sample expected welfare, the TSO<->DSO rounds and the times of the Benders loop,
+the in-sample and the out-of-sample evaluations; the level's wall and CPU time.
+``--no-settle``: every scenario re-solved in every round of an evaluation. ``--out``
+writes the table (CSV), to compare two runs (e.g. before and after a change).
 
 ``sweep``: the full sweep (``--levels`` wind levels x pcc, cm, fc x ``--oos``
 out-of-sample scenarios) through ``scenarios.tso_dso.run_sweep``, with
@@ -185,6 +194,51 @@ def bench_share(args: argparse.Namespace) -> None:
     print(df.to_string(index=False))
 
 
+def bench_level(args: argparse.Namespace) -> None:
+    """Whole levels (the three schemes and their out-of-sample evaluations), timed, with the welfare table."""
+    import pandas as pd
+
+    from scenarios.tso_dso.wind import wind_levels
+
+    case = load_case("tso24_dso5")
+    model = WindModel.from_case(case)
+    levels = wind_levels(args.levels)
+    only = [int(i) for i in args.only.split(",")] if args.only else range(len(levels))
+    rows = []
+    for i in only:
+        f = float(levels[i])
+        ws = model.scenarios(f, args.scenarios, args.oos, seed=args.seed)
+        cfg = TSODSOConfig(**({"settle": False} if args.no_settle else {}))
+        rt = LocalRuntime(Boundary())
+        try:
+            t0, c0 = time.perf_counter(), time.process_time()
+            lvl = TSODSOProtocol(rt, case, ws, cfg).run_level()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        finally:
+            rt.shutdown()
+        for s, r in lvl.schemes.items():
+            oos = r.out_of_sample
+            rows.append({"level": i, "factor": round(f, 4), "scheme": s, "iterations": r.n_iterations,
+                         "in_sw": float(r.in_sample.welfare.mean()),
+                         "oos_sw": float(oos.welfare.mean()) if oos is not None else float("nan"),
+                         "benders_s": round(r.time_s, 2), "in_eval_s": round(r.in_sample.time_s, 2),
+                         "oos_eval_s": round(oos.time_s, 2) if oos is not None else float("nan"),
+                         "oos_rounds": oos.rounds if oos is not None else 0,
+                         "level_wall_s": round(wall, 1), "level_cpu_s": round(cpu, 1)})
+            r_ = rows[-1]
+            print(f"level {i:2d} f={f:.3f} {s}: in-sample welfare {r_['in_sw']:.4f}, out-of-sample {r_['oos_sw']:.4f}"
+                  f" ({r_['oos_rounds']} rounds); Benders {r_['benders_s']:.1f} s, in-sample evaluation "
+                  f"{r_['in_eval_s']:.1f} s, out-of-sample {r_['oos_eval_s']:.1f} s", flush=True)
+        print(f"level {i:2d}: wall {wall:.1f} s, cpu {cpu:.1f} s", flush=True)
+    df = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    print()
+    print(df.to_string(index=False))
+    if args.out:
+        df.to_csv(args.out, index=False)
+        print(f"written {args.out}")
+
+
 def bench_sweep(args: argparse.Namespace) -> None:
     from scenarios.tso_dso.sweep import run_sweep
 
@@ -232,6 +286,14 @@ def main() -> None:
     d.add_argument("--scenarios", type=int, default=20)
     d.add_argument("--oos", type=int, default=0)
     d.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("level")
+    e.add_argument("--levels", type=int, default=20)
+    e.add_argument("--only", default="", help="comma-separated level indices (default: all)")
+    e.add_argument("--scenarios", type=int, default=20)
+    e.add_argument("--oos", type=int, default=300)
+    e.add_argument("--no-settle", action="store_true", help="re-solve every scenario in every evaluation round")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", default=None, help="CSV file for the table")
     b = sub.add_parser("sweep")
     b.add_argument("--levels", type=int, default=20)
     b.add_argument("--scenarios", type=int, default=20)
@@ -242,7 +304,8 @@ def main() -> None:
     b.add_argument("--resume", action="store_true")
     b.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    {"pcc": bench_pcc, "levels": bench_levels, "share": bench_share, "sweep": bench_sweep}[args.what](args)
+    {"pcc": bench_pcc, "levels": bench_levels, "share": bench_share, "level": bench_level,
+     "sweep": bench_sweep}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,28 @@ def test_policy_only_the_tso_reports_and_only_bounds():
         bd.route(Status(COORDINATOR, "TSO", note="master:pcc"))  # commands are typed
     assert TSO_DSO_POLICY.allowed(TSO, COORDINATOR) == frozenset({MasterBound, RealTimeBounds, IterationBounds})
     assert TSO_DSO_POLICY.allowed(DSO, COORDINATOR) == frozenset()
+
+
+def test_an_evaluation_leaves_settled_scenarios_alone(case):
+    """Out of sample, the TSO re-solves only the scenarios whose bounds have not met (the DSOs take over the
+    columns of unchanged exchanges): the same costs as re-solving every scenario in every round, within the
+    evaluation's tolerance, with fewer DSO columns solved; the TSO's real-time master runs in blocks of
+    ``RT_BLOCK`` scenarios (45 scenarios: three LPs, the last padded)."""
+    w = WindModel.from_case(case).scenarios(0.6, 3, 45, seed=0)
+    out = {}
+    for settle in (False, True):
+        rt = LocalRuntime(Boundary())
+        cfg = TSODSOConfig(schemes=("fc",), settle=settle)
+        proto = TSODSOProtocol(rt, case, w, cfg)
+        res = proto.run()["fc"]
+        dsos = rt.analyst.read_many([(d, "report") for d in proto.roles.dsos])
+        out[settle] = (res, sum(d["n_solves"] for d in dsos), proto._scales["fc"])
+        rt.shutdown()
+    (a, solves_all, W), (b, solves_settle, _) = out[False], out[True]
+    np.testing.assert_allclose(b.in_sample.rt_cost, a.in_sample.rt_cost, rtol=0, atol=2e-6 * W)
+    assert a.out_of_sample.rounds >= 3  # the set needs a few rounds: there is something to leave alone
+    scale = np.maximum(W, np.abs(a.out_of_sample.rt_cost))
+    assert np.all(np.abs(b.out_of_sample.rt_cost - a.out_of_sample.rt_cost) <= 2 * cfg.oos_tol * scale)
+    U = b.out_of_sample.rt_cost
+    assert np.all((U - b.out_of_sample.lower) <= cfg.oos_tol * np.maximum(W, np.abs(U)))
+    assert solves_settle < solves_all

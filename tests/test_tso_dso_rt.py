@@ -118,3 +118,44 @@ def test_scenarios_of_a_set_share_no_state(case, evaluated):
     sub = WindModel.from_case(case).scenarios(0.9, 6, 0, seed=3)
     joint = joint_rt(case, market_from_case(case, ws), res.x, sub.in_sample[:, [2, 4]], ws.farm_ids)
     np.testing.assert_allclose(joint["cost"], res.in_sample.rt_cost[[2, 4]], rtol=1e-5)
+
+
+def test_dso_solves_only_changed_exchanges(case):
+    """An evaluation in the same context takes over the columns whose exchange did not change (the same problem)
+    and solves the others: the same answer as a fresh evaluation, within the solver's tolerance; a new schedule
+    or a new wind solves everything again. Taking and replacing columns keeps the solution's per-resource
+    arrays even where the area has as many resources as the set has scenarios."""
+    from agents.tso_dso.area_result import scatter, take
+
+    ws = WindModel.from_case(case).scenarios(0.6, 4, 0, seed=1)
+    dso, res = _dso(case, "F3", ws)
+    x = {r.id: 0.4 * r.p_max if r.kind != "wind" else 0.5 * ws.da_offer[ws.farm_ids.index(r.id)] for r in res}
+    dso.set_schedule(x)
+    net = sum((-1 if r.kind == "dem" else 1) * x[r.id] for r in res)
+    p = -net + np.array([-40.0, -10.0, 15.0, 30.0])
+    first = dso.evaluate(p, context="c", keep_dispatch=True)
+    q = p.copy()
+    q[[1, 3]] += 5.0
+    n0 = dso.n_reused
+    again = dso.evaluate(q, context="c", keep_dispatch=True)
+    assert dso.n_reused - n0 == 2
+    fresh = AreaDSO.restore(dso.snapshot()).evaluate(q, keep_dispatch=True)  # no columns to take over
+    np.testing.assert_array_equal(again.value[[0, 2]], first.value[[0, 2]])
+    np.testing.assert_allclose(again.value, fresh.value, rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(again.beta, fresh.beta, rtol=1e-4, atol=1e-2)
+    for k in ("p", "v", "P", "slack"):
+        np.testing.assert_allclose(again.solution[k], fresh.solution[k], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(again.solution["x"], dso.x_vector())
+    n0 = dso.n_reused
+    dso.set_schedule({**x, res[0].id: x[res[0].id] + 1.0})
+    dso.evaluate(q, context="c", keep_dispatch=True)
+    assert dso.n_reused == n0  # a new schedule: every column solved
+    # columns of a result whose solution has as many resources as scenarios
+    sol = {"x": np.arange(4.0), "p": np.arange(8.0).reshape(2, 4)}
+    r = take(first, np.arange(4))
+    r.solution = sol
+    part = take(r, np.array([1, 3]))
+    assert part.solution["x"].shape == (4,) and part.solution["p"].shape == (2, 2)
+    back = scatter(r, part, np.array([3, 1]))
+    np.testing.assert_array_equal(back.solution["x"], sol["x"])
+    np.testing.assert_array_equal(back.solution["p"], sol["p"][:, [0, 3, 2, 1]])

@@ -12,7 +12,12 @@ import numpy as np
 
 from network.distflow import BranchFlow
 
-__all__ = ["AreaResult", "line_gaps", "cut_columns", "merge"]
+__all__ = ["AreaResult", "line_gaps", "cut_columns", "take", "scatter", "merge", "SOLUTION_CONSTANTS"]
+
+#: the entries of ``AreaResult.solution`` that are not per scenario (ids, the schedule, offers, line data): left
+#: as they are when scenarios are taken, merged or replaced (an array of them may happen to have S entries)
+SOLUTION_CONSTANTS = frozenset({"feeder", "resources", "kinds", "nodes", "x", "cost_up", "cost_down", "node_ids",
+                                "line_ids", "from", "to", "r", "x_line", "s_max", "voll"})
 
 
 def line_gaps(bf: BranchFlow, S: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,18 +114,55 @@ class AreaResult:
 
 def cut_columns(r: AreaResult, n: int) -> AreaResult:
     """The first ``n`` scenarios of a block's result (drops the padding)."""
-    S = r.cost.size
-    if n == S:
+    if n == r.cost.size:
         return r
+    return take(r, np.arange(n))
+
+
+def take(r: AreaResult, idx: np.ndarray) -> AreaResult:
+    """The scenarios ``idx`` (columns) of a result, in that order (copies)."""
+    S = r.cost.size
+    idx = np.asarray(idx, dtype=int)
 
     def cut(v: Any) -> Any:
         if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[-1] == S:
-            return v[..., :n]
+            return v[..., idx]
         return v
 
     out = AreaResult(**{f.name: cut(getattr(r, f.name)) for f in fields(AreaResult)})
     if r.solution is not None:
-        out.solution = {k: cut(v) for k, v in r.solution.items()}
+        out.solution = {k: v if k in SOLUTION_CONSTANTS else cut(v) for k, v in r.solution.items()}
+    return out
+
+
+def scatter(base: AreaResult, part: AreaResult, idx: np.ndarray) -> AreaResult:
+    """``base`` (S scenarios) with its scenarios ``idx`` replaced by the columns of ``part`` (``len(idx)`` scenarios):
+    a new result; ``base`` is left as it is. Scalars: the solve time adds up, ``shifted`` is the larger,
+    ``inaccurate`` if either is; the solution must be kept in both or in neither."""
+    S, n = base.cost.size, part.cost.size
+    idx = np.asarray(idx, dtype=int)
+    if idx.size != n:
+        raise ValueError(f"scatter: {n} columns for {idx.size} scenarios")
+    if n == S:  # every scenario (the columns of a full evaluation are never repeated)
+        return take(part, np.argsort(idx))
+
+    def put(b: Any, v: Any) -> Any:
+        if isinstance(b, np.ndarray) and b.ndim >= 1 and b.shape[-1] == S and isinstance(v, np.ndarray) \
+                and v.shape[-1] == n:
+            out = np.array(b, dtype=np.result_type(b, v), copy=True)
+            out[..., idx] = v
+            return out
+        return b
+
+    kw = {f.name: put(getattr(base, f.name), getattr(part, f.name)) for f in fields(AreaResult)}
+    kw.update(solve_time=float(part.solve_time), shifted=max(base.shifted, part.shifted),
+              inaccurate=bool(base.inaccurate or part.inaccurate), solution=None)
+    out = AreaResult(**kw)
+    if (base.solution is None) != (part.solution is None):
+        raise ValueError("scatter: the solution is kept in one result and not in the other")
+    if base.solution is not None and part.solution is not None:
+        out.solution = {k: v if k in SOLUTION_CONSTANTS else put(v, part.solution[k])
+                        for k, v in base.solution.items()}
     return out
 
 
@@ -140,5 +182,6 @@ def merge(parts: Sequence[AreaResult]) -> AreaResult:
     kw["inaccurate"] = any(r.inaccurate for r in parts)
     out = AreaResult(**kw)
     if first.solution is not None:
-        out.solution = {k: join([r.solution[k] for r in parts]) for k in first.solution}  # type: ignore[index]
+        out.solution = {k: first.solution[k] if k in SOLUTION_CONSTANTS  # type: ignore[index]
+                        else join([r.solution[k] for r in parts]) for k in first.solution}  # type: ignore[index]
     return out

@@ -49,7 +49,7 @@ from network.model import Feeder
 from ..base import Agent, SolveError
 from ..market_blocks import Redispatch, redispatch
 from ..solve import CONIC_RETRIES, Attempt, solve
-from .area_result import AreaResult, cut_columns, line_gaps, merge
+from .area_result import AreaResult, cut_columns, line_gaps, merge, scatter, take
 from .participants import Resource, ResourceSet
 
 __all__ = ["AreaRT", "build_area_rt", "AreaDSO", "AreaResult", "DEFAULT_PENALTY_FACTOR", "COST_SCALE", "line_gaps"]
@@ -177,6 +177,7 @@ class AreaDSO(Agent):
         self.n_inaccurate = 0
         self.n_shifted = 0
         self.n_wall = 0
+        self.n_reused = 0  # scenario columns taken over from the last evaluation (unchanged exchanges)
         self.solve_time = 0.0
 
     # ------------------------------------------------------------------ identity
@@ -274,61 +275,105 @@ class AreaDSO(Agent):
         evaluation to the next (see :meth:`_evaluate`); the host passes its scheme and set, so
         that one scheme's evaluations never depend on another's. ``wind`` ``(n_wind, len(p))``: the
         available wind of each column (default: the scenarios of ``scenario_set``).
+
+        Unchanged exchanges are not solved again: with the default wind, a scenario whose exchange
+        is the same (bit for bit) as in the last evaluation of the same ``context``, with the same
+        schedule and wind, takes that evaluation's column (the same problem, so the same answer); only the
+        others are solved (``n_reused`` counts the columns taken over).
         """
         p = np.asarray(p, dtype=float).reshape(-1)
+        key = scenario_set if context is None else context
+        W_all = np.zeros((0, p.size))
+        if self.resource_set.wind_ids:
+            W_all = (self.wind_matrix(scenario_set) if wind is None
+                     else np.asarray(wind, dtype=float).reshape(-1, p.size))
+            if W_all.shape[1] != p.size:
+                raise ValueError(f"{self.id}: {p.size} exchanges but {W_all.shape[1]} '{scenario_set}' wind scenarios")
+        prev = None if wind is not None else self._last_result(key, p, W_all, keep_dispatch)
+        todo = np.arange(p.size) if prev is None else np.flatnonzero(p != prev.requested)
+        if prev is not None and todo.size == 0:
+            self.n_reused += p.size
+            out = take(prev, np.arange(p.size))  # a copy
+            out.solve_time = 0.0
+            return out
+        W = W_all[:, todo] if self.resource_set.wind_ids else None
         R = self.pcc_rating()
         lim = (1.0 - 1e-6) * R
-        wall = np.where(p >= lim, 1.0, np.where(p <= -lim, -1.0, 0.0))
-        q0 = np.clip(p, -lim, lim)
+        pt = p[todo]
+        wall = np.where(pt >= lim, 1.0, np.where(pt <= -lim, -1.0, 0.0))
+        q0 = np.clip(pt, -lim, lim)
         step = 1e-6 * max(R, 1.0)
         last: SolveError | None = None
         for shift in (0.0, step, 10 * step, 100 * step):
             q = q0 - shift * np.sign(q0)
             try:
-                res = self._evaluate(q, scenario_set, iteration, keep_dispatch, context, wind)
+                res = self._evaluate(q, scenario_set, iteration, keep_dispatch, key, W, todo, p.size)
             except SolveError as exc:
                 last = exc
                 continue
             if shift:
                 self.n_shifted += 1
             self.n_wall += int(np.count_nonzero(wall))
-            res.requested, res.shifted, res.wall, res.rating, res.penalty = p, shift, wall, R, self.penalty
-            inside = np.clip(p, -R, R)
-            res.requested_value = res.cost + res.beta * (inside - q) + self.penalty * np.maximum(np.abs(p) - R, 0.0)
+            res.requested, res.shifted, res.wall, res.rating, res.penalty = pt, shift, wall, R, self.penalty
+            inside = np.clip(pt, -R, R)
+            res.requested_value = res.cost + res.beta * (inside - q) + self.penalty * np.maximum(np.abs(pt) - R, 0.0)
+            if prev is not None:
+                self.n_reused += p.size - todo.size
+                res = scatter(prev, res, todo)
+            if wind is None:
+                self.__dict__.setdefault("_cache_last", {})[key] = (self.x_vector(), W_all, res)
             return res
         assert last is not None
         raise last
 
-    def _evaluate(self, p: np.ndarray, scenario_set: str, iteration: int | None,
-                  keep_dispatch: bool, context: Any = None, wind: np.ndarray | None = None) -> AreaResult:
-        """The area's problem for the exchanges ``p``, in blocks of at most :data:`BLOCK` scenarios.
+    def _last_result(self, key: Any, p: np.ndarray, W: np.ndarray, keep_dispatch: bool) -> AreaResult | None:
+        """The last evaluation of ``key`` if it can lend columns to one at ``p`` with the wind ``W``: the same
+        number of scenarios, schedule, wind and kept solution."""
+        got = self.__dict__.get("_cache_last", {}).get(key)
+        if got is None:
+            return None
+        x, W_last, r = got
+        if r.cost.size != p.size or (r.solution is not None) != keep_dispatch or r.requested is None \
+                or not np.array_equal(x, self.x_vector()) or not np.array_equal(W_last, W):
+            return None
+        return r
+
+    def _evaluate(self, p: np.ndarray, scenario_set: str, iteration: int | None, keep_dispatch: bool,
+                  key: Any = None, W: np.ndarray | None = None, cols: np.ndarray | None = None,
+                  S_all: int | None = None) -> AreaResult:
+        """The area's problem for the exchanges ``p`` (the scenarios ``cols`` of ``S_all``, wind ``W``), in blocks.
+
+        ``key``: the context of the solver weights (default: the set); ``W`` default: the set's wind of
+        ``cols`` (default: all of the set).
 
         The scenarios are independent; Clarabel solves a few hundred of them in one problem
         only "inaccurately" (and then again with other settings), while blocks of a few dozen
-        solve to full accuracy in about the same time per scenario. The last block is padded
-        with copies of its last scenario (one problem size for all blocks).
+        solve to full accuracy in about the same time per scenario. The block size is set by
+        ``S_all`` (at most :data:`BLOCK`), so that a subset of the scenarios is solved in problems
+        of the same size (built once); a last block that is not full is padded with copies of its
+        last scenario.
         """
         S = p.size
-        W = None
-        if self.resource_set.wind_ids:
-            W = self.wind_matrix(scenario_set) if wind is None else np.asarray(wind, dtype=float).reshape(-1, S)
-            if W.shape[1] != S:
-                raise ValueError(f"{self.id}: {S} exchanges but {W.shape[1]} '{scenario_set}' wind scenarios")
-        n_blocks = -(-S // BLOCK)
-        size = -(-S // n_blocks)
-        if n_blocks == 1:
-            return self._evaluate_block(p, W, scenario_set, iteration, keep_dispatch, (context, S, 0))
+        cols = np.arange(S) if cols is None else np.asarray(cols, dtype=int)
+        S_all = S if S_all is None else int(S_all)
+        key = scenario_set if key is None else key
+        if W is None and self.resource_set.wind_ids:
+            W = self.wind_matrix(scenario_set)[:, cols]
+        n_blocks = -(-S_all // BLOCK)
+        size = -(-S_all // n_blocks)
+        if S == size:
+            return self._evaluate_block(p, W, iteration, keep_dispatch, key, cols)
         parts = []
-        for b in range(n_blocks):
+        for b in range(-(-S // size)):
             idx = np.arange(b * size, min((b + 1) * size, S))
             pad = np.concatenate([idx, np.full(size - idx.size, idx[-1])])
-            r = self._evaluate_block(p[pad], None if W is None else W[:, pad], scenario_set, iteration,
-                                     keep_dispatch, (context, S, b))
+            r = self._evaluate_block(p[pad], None if W is None else W[:, pad], iteration, keep_dispatch, key,
+                                     cols[pad])
             parts.append((r, idx.size))
         return merge([cut_columns(r, n) for r, n in parts])
 
-    def _evaluate_block(self, p: np.ndarray, W: np.ndarray | None, scenario_set: str, iteration: int | None,
-                        keep_dispatch: bool, part: tuple[Any, int, int]) -> AreaResult:
+    def _evaluate_block(self, p: np.ndarray, W: np.ndarray | None, iteration: int | None, keep_dispatch: bool,
+                        key: Any, cols: np.ndarray) -> AreaResult:
         S = p.size
         pr = self._problem(S)
         rs = self.resource_set
@@ -336,10 +381,13 @@ class AreaDSO(Agent):
         if pr["wind"] is not None:
             pr["wind"].value = np.maximum(W, 0.0)
         pr["p"].value = p
-        context, S_all, b = part
-        key = (scenario_set if context is None else context, S_all, b)
-        last = self.__dict__.setdefault("_scale", {}).get(key)
-        w = np.ones(S) if last is None else 1e3 / np.maximum(1e3, np.abs(last))
+        # solver weights from the last costs of these scenarios in this context; a scenario without one yet takes
+        # the median of the context's known costs (the blocks solved before it), or 1 if none is known
+        known = self.__dict__.setdefault("_scale", {}).get(key)
+        last = np.full(S, np.nan) if known is None or known.size <= cols.max() else known[cols]
+        if np.isnan(last).any() and known is not None and np.isfinite(known).any():
+            last = np.where(np.isnan(last), np.nanmedian(np.abs(known)), last)
+        w = np.where(np.isnan(last), 1.0, 1e3 / np.maximum(1e3, np.abs(np.nan_to_num(last))))
         t0 = time.perf_counter()
         prob: cp.Problem = pr["prob"]
         m: AreaRT = pr["model"]
@@ -372,7 +420,13 @@ class AreaDSO(Agent):
             nu = -np.asarray(m.y_max.dual_value, dtype=float).reshape(len(rs), S)[w_idx] / scale
         else:
             wind_used = nu = np.zeros((0, S))
-        self._scale[key] = cost.copy()
+        need = int(cols.max()) + 1
+        if known is None or known.size < need:
+            grown = np.full(need, np.nan)
+            if known is not None:
+                grown[:known.size] = known
+            known = self._scale[key] = grown
+        known[cols] = cost
         return AreaResult(cost=cost, rt_cost=rt_cost, beta=beta, g=g, p=p,
                           p_head=np.asarray(m.p_head.value).reshape(-1), slack=sp_ + sm,
                           relaxation_gap=gap_abs.max(axis=0), relaxation_gap_rel=gap_rel.max(axis=0),

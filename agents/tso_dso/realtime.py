@@ -16,6 +16,11 @@ The DSO cuts live in one :class:`agents.cuts.CutPool` per DSO and scenario set (
 the last ``max_age`` solves is dropped when a scenario holds more than ``keep`` cuts
 (every cut is a valid lower bound, so any subset is too; dropping stale ones keeps the
 LP small and well scaled).
+
+The scenarios are independent given the day-ahead schedule, so a set larger than
+:data:`RT_BLOCK` is solved in LPs of :data:`RT_BLOCK` scenarios (one LP size, built once
+and re-solved with new Parameters), and a caller may ask for some scenarios only
+(``cols``: an evaluation re-solves only the scenarios it has not settled yet).
 """
 from __future__ import annotations
 
@@ -35,7 +40,10 @@ from ..market_blocks import Redispatch, redispatch
 from ..solve import solve_lp
 from .participants import ResourceSet
 
-__all__ = ["TransRT", "build_transmission_rt", "RTMasterResult", "RTMaster"]
+__all__ = ["TransRT", "build_transmission_rt", "RTMasterResult", "RTMaster", "RT_BLOCK"]
+
+#: the most scenarios one real-time master LP takes (measured: HiGHS time per scenario grows with the LP's size)
+RT_BLOCK = 20
 
 
 @dataclass
@@ -105,6 +113,22 @@ class RTMasterResult:
     up: np.ndarray | None = None  # (n_T, S) upward regulation (MW; a demand's is a reduction)
     down: np.ndarray | None = None  # (n_T, S) downward regulation (MW)
 
+    def with_columns(self, part: "RTMasterResult", cols: np.ndarray) -> "RTMasterResult":
+        """A copy with the scenarios ``cols`` replaced by the columns of ``part`` (a solve of those scenarios)."""
+        S = self.lower.size
+        cols = np.asarray(cols, dtype=int)
+
+        def put(b: Any, v: Any) -> Any:
+            if not isinstance(b, np.ndarray) or b.shape[-1] != S:
+                return b
+            out = b.copy()
+            if out.size:
+                out[..., cols] = v
+            return out
+
+        kw = {k: put(getattr(self, k), getattr(part, k)) for k in self.__dataclass_fields__ if k != "shed_rows"}
+        return RTMasterResult(**{**kw, "solve_time": part.solve_time, "shed_rows": self.shed_rows})
+
 
 @dataclass
 class _RTLP:
@@ -120,6 +144,7 @@ class _RTLP:
     B: list[cp.Parameter]
     cuts: list[cp.Constraint]
     K: int
+    S: int
 
 
 class RTMaster:
@@ -144,14 +169,6 @@ class RTMaster:
         self.S: int | None = None
         self.capacity = 0
         self.version = 0  # cuts added so far (over every set): a master's bound is current at one version
-        self._lp: _RTLP | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_lp"}  # the LP is rebuilt on demand
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lp = None
 
     @property
     def pools(self) -> dict[str, CutPool]:
@@ -166,19 +183,26 @@ class RTMaster:
             pools = {d: CutPool(int(S), 1 + int(n_x[d]), rtol=1e-9, atol=1e-9, keep=self.keep,
                                 max_age=self.max_age) for d in self.dsos}
             self.pools_by_set[scenario_set] = pools
-        if self.scenario_set != scenario_set or self.S != int(S):
-            self._lp = None
         self.scenario_set, self.S = scenario_set, int(S)
         self.capacity = max(int(capacity), self.capacity)
 
     @property
     def pruned(self) -> int:
-        """Cuts pruned so far, over every scenario set and DSO."""
-        return sum(p.pruned for pools in self.pools_by_set.values() for p in pools.values())
+        """Cuts pruned so far, over every scenario set and DSO (dropped sets included)."""
+        return getattr(self, "pruned_dropped", 0) + sum(p.pruned for pools in self.pools_by_set.values()
+                                                        for p in pools.values())
+
+    def drop(self, scenario_set: str) -> None:
+        """Forget the cut pools of ``scenario_set`` (a set that no later decision needs: they are no longer part
+        of every snapshot of the agent); selecting it again starts with empty pools."""
+        pools = self.pools_by_set.pop(scenario_set, None)
+        if pools is not None:
+            self.pruned_dropped = getattr(self, "pruned_dropped", 0) + sum(p.pruned for p in pools.values())
+        if self.scenario_set == scenario_set:
+            self.scenario_set, self.S = None, None
 
     def invalidate(self) -> None:
-        """Drop the LP (the resources or their offers changed)."""
-        self._lp = None
+        """The resources or their offers changed: nothing is held here (the builder's LPs are the caller's)."""
 
     def has_cuts(self) -> bool:
         """Does every DSO hold a cut for every scenario of the selected set?"""
@@ -195,21 +219,20 @@ class RTMaster:
         """Cuts held for the selected set, over every DSO."""
         return sum(len(p) for p in self.pools.values())
 
-    def _problem(self, build: Callable[[int], _RTLP]) -> _RTLP:
+    def _slots(self) -> int:
+        """The cut slots per DSO and scenario the LP needs: ``capacity``, doubled until every pool fits."""
         K_need = max(p.count() for p in self.pools.values())
-        if self._lp is not None and self._lp.K >= K_need:
-            return self._lp
         K = self.capacity
         while K < K_need:
             K *= 2
         self.capacity = K
-        self._lp = build(K)
-        return self._lp
+        return K
 
     def build(self, grid: TransmissionGrid, rs: ResourceSet, bus_of: Mapping[str, str], pcc_buses: Sequence[str],
-              bound: np.ndarray, K: int, *, voll: float) -> _RTLP:
-        """The LP: transmission re-dispatch, ``|p_e| <= bound_e`` and ``K`` cut slots per DSO and scenario."""
-        S = int(self.S or 0)
+              bound: np.ndarray, K: int, *, voll: float, S: int | None = None) -> _RTLP:
+        """The LP for ``S`` scenarios (default: the set's): transmission re-dispatch, ``|p_e| <= bound_e`` and ``K``
+        cut slots per DSO and scenario."""
+        S = int(self.S or 0) if S is None else int(S)
         E = len(self.dsos)
         x = cp.Parameter(len(rs), name="x_T")
         n_w = len(rs.wind_ids)
@@ -228,74 +251,98 @@ class RTMaster:
             Bs.append(B)
             cut_cons.append(c)
         prob = cp.Problem(cp.Minimize(cp.sum(model.cost) + cp.sum(theta)), cons + cut_cons)
-        return _RTLP(prob, model, x, wind, p, theta, Cs, Bs, cut_cons, K)
+        return _RTLP(prob, model, x, wind, p, theta, Cs, Bs, cut_cons, K, S)
 
     def solve(self, rs: ResourceSet, x_T: np.ndarray, wind_T: np.ndarray | None, x_e: Sequence[np.ndarray],
-              build: Callable[[int], _RTLP], *, iteration: int | None = None,
-              floors: Sequence[float] | None = None) -> tuple[RTMasterResult, np.ndarray, list[np.ndarray]]:
+              build: Callable[[int, int], _RTLP], *, iteration: int | None = None,
+              floors: Sequence[float] | None = None, cols: np.ndarray | None = None,
+              block: int | None = None) -> tuple[RTMasterResult, np.ndarray, list[np.ndarray]]:
         """Solve for the transmission schedule ``x_T`` (order of ``rs``) and each area's schedule ``x_e``.
 
-        ``build(K)`` builds the LP (see :meth:`build`). Returns the result (with ``mu``
-        left empty), the duals of the constraints fixing ``x_T`` ``(n_T, S)`` and, per
-        area, ``sum_k nu_k g_k`` ``(n_e, S)``: the two parts of ``mu``. ``floors[e]``: a lower
-        bound of area ``e``'s cost; the unused cut slots hold ``theta >= floor`` (a bound the
-        LP's presolve removes, where a repeated cut would be a duplicate row).
+        ``build(S, K)`` builds the LP for ``S`` scenarios (see :meth:`build`). ``cols``: the
+        scenarios to solve (default: all), in LPs of ``min(block, S_set)`` scenarios (``block`` default:
+        :data:`RT_BLOCK`; the last
+        one padded with copies of its last scenario); the result's columns are ``cols``, in
+        that order. Returns the result (with ``mu`` left empty), the duals of the constraints
+        fixing ``x_T`` ``(n_T, n)`` and, per area, ``sum_k nu_k g_k`` ``(n_e, n)``: the two parts
+        of ``mu``. ``floors[e]``: a lower bound of area ``e``'s cost; the unused cut slots hold
+        ``theta >= floor`` (a bound the LP's presolve removes, where a repeated cut would be a
+        duplicate row). The cuts of the scenarios not solved count as active (they are not
+        pruned while their scenario is left alone).
         """
-        lp = self._problem(build)
         S = int(self.S or 0)
-        lp.x.value = np.asarray(x_T, dtype=float)
-        if lp.wind is not None:
-            lp.wind.value = wind_T
+        cols = np.arange(S) if cols is None else np.asarray(cols, dtype=int).reshape(-1)
+        if cols.size == 0:
+            raise ValueError(f"{self.agent}: no scenario to solve")
+        block = RT_BLOCK if block is None else int(block)
+        size = S if S <= block else block
+        K = self._slots()
+        lp = build(size, K)
         for pool in self.pools.values():
             pool.prune()
-        Gks, used = [], []
-        for e, d in enumerate(self.dsos):
-            floor = -1e9 if floors is None else float(floors[e])
-            C, Bk, Gk, n = _padded_at(self.pools[d], lp.K, np.asarray(x_e[e], dtype=float), S, floor)
-            lp.C[e].value, lp.B[e].value = C, Bk
-            Gks.append(Gk)
-            used.append(n)
-        t0 = time.perf_counter()
-        solve_lp(lp.prob, self.agent, "real-time master LP", iteration, solver=self.solver)
-        dt = time.perf_counter() - t0
+        lp.x.value = np.asarray(x_T, dtype=float)
+        E = len(self.dsos)
+        marks = [np.ones((K, S)) for _ in range(E)]
+        parts: dict[str, list[np.ndarray]] = {}
+        contribs: list[list[np.ndarray]] = [[] for _ in range(E)]
+        dt = 0.0
         model = lp.model
-        theta = np.asarray(lp.theta.value, dtype=float).reshape(-1, S)
-        tcost = np.asarray(model.cost.value, dtype=float).reshape(-1)
-        fixd = np.asarray(model.fix.dual_value, dtype=float).reshape(len(rs), S)
-        contribs = []
+        for b in range(-(-cols.size // size)):
+            idx = cols[b * size:(b + 1) * size]
+            m = idx.size
+            pad = np.concatenate([idx, np.full(size - m, idx[-1])])
+            if lp.wind is not None:
+                lp.wind.value = np.asarray(wind_T)[:, pad]
+            Gks, used = [], []
+            for e, d in enumerate(self.dsos):
+                floor = -1e9 if floors is None else float(floors[e])
+                C, Bk, Gk, n = _padded_at(self.pools[d], K, np.asarray(x_e[e], dtype=float), pad, floor)
+                lp.C[e].value, lp.B[e].value = C, Bk
+                Gks.append(Gk)
+                used.append(n)
+            t0 = time.perf_counter()
+            solve_lp(lp.prob, self.agent, "real-time master LP", iteration, solver=self.solver)
+            dt += time.perf_counter() - t0
+            col = lambda v, rows: np.asarray(v, dtype=float).reshape(rows, size)[:, :m]  # noqa: E731
+            for e in range(E):
+                nu = col(lp.cuts[e].dual_value, K)
+                nu = np.where(np.arange(K)[:, None] < used[e][None, :m], nu, 0.0)  # the floor slots are no cuts
+                marks[e][:, idx] = nu
+                contribs[e].append(np.einsum("ks,ksn->ns", nu, Gks[e][:, :m]))
+            for name, v, rows in (("theta", lp.theta.value, E), ("tcost", model.cost.value, 1),
+                                  ("fixd", model.fix.dual_value, len(rs)), ("p", lp.p.value, E),
+                                  ("flows", model.dc.flow.value, -1), ("y", model.y.value, len(rs)),
+                                  ("shed", model.shed.value if model.shed is not None else np.zeros((0, size)), -1),
+                                  ("up", model.block.up.value, len(rs)), ("down", model.block.dn.value, len(rs))):
+                parts.setdefault(name, []).append(col(v, rows))
         for e, d in enumerate(self.dsos):
-            nu = np.asarray(lp.cuts[e].dual_value, dtype=float).reshape(lp.K, S)
-            nu = np.where(np.arange(lp.K)[:, None] < used[e][None, :], nu, 0.0)  # the floor slots are no cuts
-            self.pools[d].mark(nu)
-            contribs.append(np.einsum("ks,ksn->ns", nu, Gks[e]))
-        shed_bus = (np.asarray(model.shed.value, dtype=float).reshape(-1, S) if model.shed is not None
-                    else np.zeros((0, S)))
-        res = RTMasterResult(p=np.asarray(lp.p.value, dtype=float).reshape(-1, S), lower=tcost + theta.sum(axis=0),
-                             trans_cost=tcost, theta=theta, mu=np.zeros((0, S)),
-                             flows=np.asarray(model.dc.flow.value, dtype=float).reshape(-1, S),
-                             shed=shed_bus.sum(axis=0), solve_time=dt,
-                             dispatch=np.asarray(model.y.value, dtype=float).reshape(len(rs), S), shed_bus=shed_bus,
-                             shed_rows=np.asarray(model.block.shed_rows, dtype=int),
-                             up=np.asarray(model.block.up.value, dtype=float).reshape(len(rs), S),
-                             down=np.asarray(model.block.dn.value, dtype=float).reshape(len(rs), S))
-        return res, fixd, contribs
+            self.pools[d].mark(marks[e])
+        a = {k: np.concatenate(v, axis=1) for k, v in parts.items()}
+        tcost = a["tcost"].reshape(-1)
+        res = RTMasterResult(p=a["p"], lower=tcost + a["theta"].sum(axis=0), trans_cost=tcost, theta=a["theta"],
+                             mu=np.zeros((0, cols.size)), flows=a["flows"], shed=a["shed"].sum(axis=0),
+                             solve_time=dt, dispatch=a["y"], shed_bus=a["shed"],
+                             shed_rows=np.asarray(model.block.shed_rows, dtype=int), up=a["up"], down=a["down"])
+        return res, a["fixd"], [np.concatenate(c, axis=1) for c in contribs]
 
 
-def _padded_at(pool: CutPool, K: int, y: np.ndarray, S: int, floor: float
+def _padded_at(pool: CutPool, K: int, y: np.ndarray, cols: np.ndarray, floor: float
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A DSO pool (columns ``[p, x_e]``) at the schedule ``y``: ``theta_s >= C[k, s] + B[k, s] p_s`` with ``G[k, s]`` the
-    schedule coefficients; slots beyond a scenario's cuts hold ``theta_s >= floor``. Returns ``(C, B, G, n)`` with
-    ``n[s]`` the cuts of scenario ``s``."""
+    """A DSO pool (columns ``[p, x_e]``) at the schedule ``y``, for the scenarios ``cols`` (column ``j`` is scenario
+    ``cols[j]``): ``theta_s >= C[k, j] + B[k, j] p_s`` with ``G[k, j]`` the schedule coefficients; slots beyond a
+    scenario's cuts hold ``theta_s >= floor``. Returns ``(C, B, G, n)`` with ``n[j]`` the cuts of scenario
+    ``cols[j]``."""
+    S = len(cols)
     C = np.full((K, S), float(floor))
     B = np.zeros((K, S))
     G = np.zeros((K, S, pool.n_vars - 1))
     n = np.zeros(S, dtype=int)
-    for s in range(S):
-        c, g = pool.rows(s)
+    for j, s in enumerate(cols):
+        c, g = pool.rows(int(s))
         if c.size > K:
             raise ValueError(f"scenario {s} holds {c.size} cuts, more than the {K} slots")
-        k = n[s] = c.size
-        C[:k, s] = c + g[:, 1:] @ y
-        B[:k, s] = g[:, 0]
-        G[:k, s] = g[:, 1:]
+        k = n[j] = c.size
+        C[:k, j] = c + g[:, 1:] @ y
+        B[:k, j] = g[:, 0]
+        G[:k, j] = g[:, 1:]
     return C, B, G, n

@@ -29,7 +29,8 @@ them across schemes (every cut is valid for every schedule, so sharing is exact,
 trajectory then depends on the schemes run before).
 
 It never decides when to stop: the coordinator does, from the bounds it reports. It
-never sees a feeder.
+never sees a feeder. The DSO cuts of a set other than the in-sample one are dropped when
+its evaluation closes (unless shared): no later decision uses them.
 
 Units: MW, $/MWh, $ (a minimisation of ``-SW_DA + E[real-time cost]``).
 """
@@ -116,7 +117,9 @@ class TSO(Agent):
 
     ``share_cuts``: one pool of DSO cuts for all schemes (default: one per scheme).
     ``rt_cut_keep``, ``rt_cut_max_age``: pruning of the DSO cuts (see ``realtime.py``;
-    ``None``: keep every cut).
+    ``None``: keep every cut). ``settle``: per scenario set, the relative gap at which an
+    evaluation leaves a scenario alone (see :meth:`next_exchanges`; none: every scenario is
+    solved in every round).
     """
 
     role = "tso_dso.tso"
@@ -124,7 +127,8 @@ class TSO(Agent):
     def __init__(self, agent_id: str, grid: TransmissionGrid, locations: Mapping[str, str],
                  areas: Mapping[str, tuple[str, str, int]], registry: Mapping[str, tuple[str, int]], *,
                  voll: float = 10_000.0, lp_solver: str = "HIGHS", share_cuts: bool = False,
-                 rt_cut_keep: int | None = 24, rt_cut_max_age: int = 8) -> None:
+                 rt_cut_keep: int | None = 24, rt_cut_max_age: int = 8,
+                 settle: Mapping[str, float] | None = None) -> None:
         super().__init__(agent_id)
         self.grid = grid
         self.locations = dict(locations)  # transmission resource id -> bus
@@ -140,6 +144,8 @@ class TSO(Agent):
         self.n_scenarios: dict[str, int] = {}  # scenario set -> S (from the wind farms' offers)
         self.rt_lower_bounds: dict[str, float] = {}  # per DSO: a lower bound of its real-time cost
         self.rt_cut_keep, self.rt_cut_max_age = rt_cut_keep, int(rt_cut_max_age)
+        self.settle = {str(k): float(v) for k, v in (settle or {}).items()}
+        self.scales: dict[str, float] = {}  # per scheme: max(1, |-SW_DA|) of its iteration 1 ($)
         self.rt_masters: dict[str, RTMaster] = {}  # per scheme (or one, "shared"): the DSO cut pools per set
         self._rt_key = "shared"
         # the Benders runs
@@ -179,6 +185,7 @@ class TSO(Agent):
             self.wind.setdefault(resource.id, {}).update({k: np.asarray(v, dtype=float) for k, v in wind.items()})
             self.n_scenarios.update({k: int(np.asarray(v).size) for k, v in wind.items()})
         self.__dict__.pop("_cache_rt_set", None)
+        self.__dict__.pop("_cache_rt_lps", None)
         for rtm in self.rt_masters.values():
             rtm.invalidate()
         for mst in self.masters.values():
@@ -299,8 +306,10 @@ class TSO(Agent):
         g = np.array([float(coefficients.get(k, 0.0)) for k in members])
         return self.rt_master.add_cut(dso, s, float(constant), float(coefficients.get(pcc, 0.0)), g)
 
-    def rt_solve(self, x_market: np.ndarray, *, iteration: int | None = None) -> RTMasterResult:
-        """Solve the real-time master of the selected scenario set for the day-ahead quantities ``x_market``."""
+    def rt_solve(self, x_market: np.ndarray, *, iteration: int | None = None,
+                 cols: np.ndarray | None = None) -> RTMasterResult:
+        """Solve the real-time master of the selected scenario set for the day-ahead quantities ``x_market``
+        (the scenarios ``cols`` only, default all: the result's columns)."""
         rtm = self.rt_master
         mk = self.market()
         idx = mk.index
@@ -311,13 +320,16 @@ class TSO(Agent):
         members = [self.area_members(d) for d in self.areas]
         x_e = [np.array([x_market[idx[k]] for k in m]) for m in members]
 
-        def build(K: int) -> Any:
-            buses = [self.areas[d][1] for d in self.areas]
-            bound = np.array([self.pcc_bound(b) for b in buses])
-            return rtm.build(self.grid, rs, self.locations, buses, bound, K, voll=self.voll)
+        def build(S: int, K: int) -> Any:  # the LPs depend on the grid and offers only: kept for every scheme
+            lps = self.__dict__.setdefault("_cache_rt_lps", {})
+            if (S, K) not in lps:
+                buses = [self.areas[d][1] for d in self.areas]
+                bound = np.array([self.pcc_bound(b) for b in buses])
+                lps[S, K] = rtm.build(self.grid, rs, self.locations, buses, bound, K, voll=self.voll, S=S)
+            return lps[S, K]
 
         floors = [self.rt_lower_bounds.get(d, -1e9) for d in self.areas]
-        r, fixd, contribs = rtm.solve(rs, x_T, wind, x_e, build, iteration=iteration, floors=floors)
+        r, fixd, contribs = rtm.solve(rs, x_T, wind, x_e, build, iteration=iteration, floors=floors, cols=cols)
         self.n_lp_solves += 1
         self.lp_time += r.solve_time
         mu = np.zeros((mk.n, r.p.shape[1]))
@@ -400,7 +412,12 @@ class TSO(Agent):
     def next_exchanges(self) -> np.ndarray:
         """``(E, S)`` PCC exchanges (MW) for the next round: the initial ones while the TSO holds no DSO cut for
         every scenario (the warm-up round of a scenario set), the master's in the first round of an iteration
-        that solved one, else its real-time master's."""
+        that solved one, else its real-time master's.
+
+        In an evaluation, a scenario whose last bounds are within ``settle[set]`` (``(U_s - L_s) / max(|U_s|,
+        W)``, ``W`` the scheme's welfare scale, as the coordinator's inner rule) is settled: its exchanges,
+        real-time solution and bounds stay as they are (the DSOs answer an unchanged exchange with the same
+        column), and only the other scenarios' real-time master is solved again."""
         run = self._current()
         if run.rt is None and run.master is not None:
             m = run.master
@@ -411,12 +428,25 @@ class TSO(Agent):
             p = self._first_exchanges(run)
         else:
             t0 = time.perf_counter()
-            run.rt = self.rt_solve(run.x, iteration=run.iteration)
+            cols = self._unsettled(run)
+            if cols is None:
+                run.rt = self.rt_solve(run.x, iteration=run.iteration)
+            else:
+                run.rt = run.rt.with_columns(self.rt_solve(run.x, iteration=run.iteration, cols=cols), cols)
             run.rt_time += time.perf_counter() - t0
             p = run.rt.p
         run.rounds += 1
         run.seen[:] = False
         return p
+
+    def _unsettled(self, run: RealTimeRun) -> np.ndarray | None:
+        """The scenarios of an evaluation not settled yet (see :meth:`next_exchanges`); ``None``: all of them."""
+        tol, scale = self.settle.get(run.scenario_set), self.scales.get(run.scheme)
+        if run.mode != EVALUATE or tol is None or scale is None or run.rt is None or run.U is None or run.L is None:
+            return None
+        rel = (run.U - run.L) / np.maximum(max(1.0, scale), np.abs(run.U))  # as coordinator/tso_dso inner_done
+        cols = np.flatnonzero(rel > tol)
+        return None if cols.size in (0, run.S) else cols
 
     def _first_exchanges(self, run: RealTimeRun) -> np.ndarray:
         """``(E, S)`` the exchanges of the warm-up round of a set: in an evaluation of a scheme evaluated in sample
@@ -465,6 +495,8 @@ class TSO(Agent):
         da_cost = self.market().cost(x)
         expected_rt = float(phi @ run.U)
         upper = da_cost + expected_rt
+        if run.iteration == 1:  # the welfare scale W of the coordinator's stopping rules (see protocol.py)
+            self.scales[scheme] = max(1.0, abs(da_cost)) if math.isfinite(da_cost) else 1.0
         inc = self.incumbent[scheme]
         if upper < inc.upper:
             self.incumbent[scheme] = Incumbent(upper, x.copy(), np.asarray(run.caps).copy(), run.price,
@@ -509,4 +541,6 @@ class TSO(Agent):
               "pcc": {d: self.areas[d] for d in self.areas}, "voll": self.voll}
         self.evaluations[f"{run.scheme}:{run.scenario_set}"] = ev
         self.run = None
+        if run.scenario_set != "in_sample" and not self.share_cuts:  # its cuts serve no later decision
+            self.rt_master.drop(run.scenario_set)
         return ev

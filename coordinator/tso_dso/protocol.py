@@ -71,7 +71,11 @@ Decisions (see also ``docs/tso_dso_reference.md``)
   the iterate's upper bound), or, with a finite ``inexact``, rounds until ``sum_s phi_s
   (U_s - L_s)`` is at most ``inexact`` times the outer gap (measured: more rounds cost more
   time than the iterations they save); at most ``inner_max_rounds`` rounds. Final figures
-  come from an evaluation to 1e-6 per scenario (1e-5 out of sample).
+  come from an evaluation to 1e-6 per scenario (1e-5 out of sample). In an evaluation the TSO
+  leaves a scenario alone once its bounds meet that rule (``settle`` in ``TSODSOConfig``; the TSO
+  is told the tolerances at set-up and computes ``W`` from its own iteration 1): its exchanges and
+  bounds stay, and the DSOs answer an unchanged exchange from their last evaluation, so later
+  rounds solve only the scenarios still open; the stopping decision stays the coordinator's.
 - The first round of iteration ``k >= 2`` sends the master's own exchanges (the master
   optimises them with the day-ahead decision); its ``L_s`` is the master's real-time value.
 - DSO cuts are kept by the TSO per scheme (they are valid for every day-ahead schedule;

@@ -40,6 +40,7 @@ class TSODSOConfig:
     max_iterations: int = 100
     inner_tol: float = 1e-6  # relative gap per scenario at which the TSO <-> DSO loop has solved it
     oos_tol: float = 1e-5  # the same in the out-of-sample evaluation
+    settle: bool = True  # an evaluation leaves the scenarios within its tolerance alone (False: re-solves all)
     inner_max_rounds: int = 80
     inexact: float = math.inf  # within Benders: rounds until sum phi (U - L) <= inexact x outer gap (inf: one round)
     neighbours: int = 0  # DSO cuts moved from neighbouring scenarios (0: only each scenario's own)
@@ -167,6 +168,7 @@ def make_hosts(case: Case, wind: Any, config: TSODSOConfig = TSODSOConfig(), *,
     areas = {d: (roles.pcc_id[d], case.feeders[f].pcc_bus, roles.area_of_dso[d]) for d, f in roles.dsos.items()}
     registry = {r.id: (r.kind, area_of[r.id]) for r in resources_from_case(case)}
     tso = TSO(roles.tso, case.transmission, t_nodes, areas, registry, voll=voll,
-              share_cuts=config.share_cuts, rt_cut_keep=config.rt_cut_keep, rt_cut_max_age=config.rt_cut_max_age)
+              share_cuts=config.share_cuts, rt_cut_keep=config.rt_cut_keep, rt_cut_max_age=config.rt_cut_max_age,
+              settle={IN_SAMPLE: config.inner_tol, OUT_OF_SAMPLE: config.oos_tol} if config.settle else None)
     hosts.append(TSOHost(tso, roles.participants))
     return hosts, roles
