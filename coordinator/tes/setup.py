@@ -89,8 +89,8 @@ def check_case(case: Case) -> None:
     """
     if len(case.feeders) > 1:
         _check_feeders(case)
-        for fid in case.feeders:
-            check_case(feeder_case(case, fid))
+        for sub in feeder_cases(case).values():
+            check_case(sub)
         return
     if len(case.feeders) != 1:
         raise CaseError(f"tes needs at least one feeder; {case.name} has none; {_SEE}",
@@ -128,7 +128,17 @@ def check_case(case: Case) -> None:
                         f"{values['retail_price_max']:g}", file="case.json", column="parameters.retail_price_min")
 
 
-def _feeder_of(case: Case, owner_id: str) -> set[str]:
+def _grids_by_owner(case: Case) -> dict[str, set[str]]:
+    """Owner id -> the grids (feeders) of its units and loads, in one pass over the case's assets."""
+    out: dict[str, set[str]] = {}
+    for a in (*case.units, *case.loads):
+        out.setdefault(a.owner, set()).add(a.grid)
+    return out
+
+
+def _feeder_of(case: Case, owner_id: str, index: dict[str, set[str]] | None = None) -> set[str]:
+    if index is not None:
+        return index.get(owner_id, set())
     return {a.grid for a in (*case.units_of(owner_id), *case.loads_of(owner_id))}
 
 
@@ -140,6 +150,7 @@ def _check_feeders(case: Case) -> None:
         raise CaseError(f"tes needs exactly one main_grid owner (shared by the feeders); {case.name} has "
                         f"{len(mgs)}", file="owners.csv", column="role")
     per_area: dict[int, list] = {}
+    index = _grids_by_owner(case)
     for o in case.owners:
         if o.role == "main_grid":
             continue
@@ -148,12 +159,12 @@ def _check_feeders(case: Case) -> None:
                             f"none", file="owners.csv", row=o.row, column="area", key=o.id)
         per_area.setdefault(int(o.area), []).append(o)
     for area, owners in sorted(per_area.items()):
-        grids = set().union(*(_feeder_of(case, o.id) for o in owners))
+        grids = set().union(*(_feeder_of(case, o.id, index) for o in owners))
         if len(grids) != 1:
             raise CaseError(f"the owners of area {area} ({', '.join(o.id for o in owners)}) must own assets on "
                             f"one feeder; they own assets on {sorted(grids) or 'none'}", file="owners.csv",
                             column="area")
-    feeders_seen = [next(iter(set().union(*(_feeder_of(case, o.id) for o in owners))))
+    feeders_seen = [next(iter(set().union(*(_feeder_of(case, o.id, index) for o in owners))))
                     for owners in per_area.values()]
     missing = sorted(set(case.feeders) - set(feeders_seen))
     if missing or len(feeders_seen) != len(set(feeders_seen)):
@@ -165,20 +176,31 @@ def _check_feeders(case: Case) -> None:
                         f"{sorted(mg_grids)}", file="units.csv", column="grid")
 
 
-def feeder_case(case: Case, feeder_id: str) -> Case:
+def feeder_case(case: Case, feeder_id: str, index: dict[str, set[str]] | None = None) -> Case:
     """The single-feeder case of one feeder of ``case``: the feeder, its area's owners and assets, the main
-    grid with that feeder's supply point, the same profiles and parameters. A one-feeder case is itself."""
+    grid with that feeder's supply point, the profile columns they use and the same parameters. A one-feeder
+    case is itself. ``index``: :func:`_grids_by_owner` of ``case`` when the caller cuts many feeders."""
     if len(case.feeders) == 1 and feeder_id in case.feeders:
         return case
+    index = _grids_by_owner(case) if index is None else index
     mg = [o for o in case.owners if o.role == "main_grid"]
-    areas = {o.area for o in case.owners if o.role != "main_grid" and feeder_id in _feeder_of(case, o.id)}
+    areas = {o.area for o in case.owners if o.role != "main_grid" and feeder_id in index.get(o.id, ())}
     owners = [*mg, *(o for o in case.owners if o.role != "main_grid" and o.area in areas)]
     keep = {o.id for o in owners}
     units = [u for u in case.units if u.grid == feeder_id and u.owner in keep]
     loads = [d for d in case.loads if d.grid == feeder_id and d.owner in keep]
+    used = {c for a in units for c in (a.avail_profile, a.price_profile) if c} | {
+        c for d in loads for c in (d.baseline_profile, d.alpha_profile) if c}
+    profiles = case.profiles[[c for c in case.profiles.columns if c in used]]  # its own columns, in order
     return Case(f"{case.name}/{feeder_id}", feeders=[case.feeders[feeder_id]], owners=owners, units=units,
-                loads=loads, profiles=case.profiles, parameters=dict(case.parameters), power_unit=case.power_unit,
+                loads=loads, profiles=profiles, parameters=dict(case.parameters), power_unit=case.power_unit,
                 description=case.description)
+
+
+def feeder_cases(case: Case) -> dict[str, Case]:
+    """Every feeder's single-feeder case (:func:`feeder_case`), cut in one pass."""
+    index = _grids_by_owner(case)
+    return {fid: feeder_case(case, fid, index) for fid in case.feeders}
 
 
 def prepare_case(case: Case, config: TESConfig) -> Case:
@@ -219,13 +241,15 @@ class Roles:
                    one("dso"), feeder=fid, mg_unit=case.units_of(mg)[0].id)
 
 
-def feeder_roles(case: Case) -> list[Roles]:
-    """The roles of every feeder of ``case``, in the case's feeder order; one feeder: ``[Roles.of(case)]``."""
+def feeder_roles(case: Case, subs: dict[str, Case] | None = None) -> list[Roles]:
+    """The roles of every feeder of ``case``, in the case's feeder order; one feeder: ``[Roles.of(case)]``.
+    ``subs``: :func:`feeder_cases` of ``case``, if the caller has them."""
     if len(case.feeders) == 1:
         return [Roles.of(case)]
+    subs = feeder_cases(case) if subs is None else subs
     out = []
     for fid in case.feeders:
-        r = Roles.of(feeder_case(case, fid))
+        r = Roles.of(subs[fid])
         area = case.owner(r.load_aggregator).area
         out.append(Roles(r.main_grid, r.der_managers, r.load_aggregator, r.operator, feeder=fid, area=int(area),
                          mg_unit=r.mg_unit))
@@ -286,8 +310,13 @@ def make_hosts(case: Case, config: TESConfig, profiles: Sequence[Any] | None = N
     load aggregator the supply point at its feeder's head. Each feeder's hosts carry its area.
     ``profiles``: one profiles table per day when the days differ (one-feeder cases); each host gets its
     own part (:func:`private_days`)."""
-    check_case(case)
-    roles = feeder_roles(case)
+    if len(case.feeders) > 1:
+        _check_feeders(case)  # and make_agents checks each feeder's case
+        subs = feeder_cases(case)
+    else:
+        check_case(case)
+        subs = {fid: case for fid in case.feeders}
+    roles = feeder_roles(case, subs)
     if profiles is not None and len(roles) > 1:
         raise CaseError("days that differ (generated days) run on one-feeder cases only", file=case.name)
     own = private_days(case, profiles) if profiles is not None else {}
@@ -298,7 +327,7 @@ def make_hosts(case: Case, config: TESConfig, profiles: Sequence[Any] | None = N
                                      unit_of={r.load_aggregator: r.mg_unit for r in roles} if len(roles) > 1
                                      else None)]
     for r in roles:
-        a = make_agents(feeder_case(case, r.feeder), config)
+        a = make_agents(subs[r.feeder], config)
         hosts += [_scoped(DERManagerHost(d, {"load_aggregator": [r.load_aggregator]}, own.get(d.id)), r.area)
                   for d in a["der_managers"]]
         hosts.append(_scoped(LoadAggregatorHost(a["load_aggregator"], {"operator": [r.operator]},
