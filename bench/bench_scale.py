@@ -60,7 +60,6 @@ def _runtime(kind: str, boundary, address: str | None, shards: int | None):
 
     kw = {}
     if kind == "ray":
-        kw["insecure"] = True  # the bench's own loopback cluster has no token
         if shards:
             kw["shards"] = shards
     return make_runtime(kind, boundary, address, **kw)
@@ -108,6 +107,12 @@ def one_round(case_dir: Path, scenarios: int, kind: str, address: str | None, sh
 
 
 def bench_round(args: argparse.Namespace) -> None:
+    import secrets
+
+    # token authentication on, as on a real cluster: set before Ray is imported (it reads its config then);
+    # the nodes and the driver (a subprocess) inherit it
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
+    os.environ.pop("RAY_ADDRESS", None)
     from ray.cluster_utils import Cluster
 
     case_dir = make_case(args.feeders, Path(args.work) / f"case{args.feeders}")
@@ -115,7 +120,7 @@ def bench_round(args: argparse.Namespace) -> None:
           f"loopback cluster nodes of 1 CPU each")
     rows = []
     for n in [int(x) for x in args.nodes.split(",")]:
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
         try:
             for _ in range(n - 1):
                 cluster.add_node(num_cpus=1)
@@ -124,7 +129,7 @@ def bench_round(args: argparse.Namespace) -> None:
                    "--runtime", "ray", "--ray-address", cluster.address]
             if args.shards:
                 cmd += ["--shards", str(args.shards)]
-            p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})
+            p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
             if p.returncode:
                 print(f"{n} node(s): failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
                 continue
