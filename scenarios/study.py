@@ -26,6 +26,33 @@ from network.errors import CaseError
 PROTOCOLS: dict[str, str] = {"tes": "scenarios.study_tes", "tso-dso": "scenarios.study_tso_dso"}
 
 
+def strategy_tables(raw: dict[str, Any], file: str, example: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The checked strategy tables of a study file: ``[default]`` and each ``[agents.<id>]`` -> (strategy name,
+    its parameters). A CaseError names the file and the table when one is not a table with a known
+    ``strategy`` whose parameters the strategy takes; ``example``: an agent table to show, e.g. ``agents.DER1``."""
+    from agents.strategies import STRATEGIES, make_strategy
+
+    agents = raw.get("agents", {})
+    if not isinstance(agents, dict):
+        raise CaseError(f"must be a table of agent tables ([{example}])", file=file, column="agents")
+    tables = {"default": raw.get("default", {"strategy": "marginal-cost"})} | {f"agents.{a}": t
+                                                                                for a, t in agents.items()}
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for key, t in tables.items():
+        if not isinstance(t, dict) or "strategy" not in t:
+            raise CaseError("must be a table with a 'strategy'", file=file, column=key)
+        params = {k: v for k, v in t.items() if k != "strategy"}
+        if t["strategy"] not in STRATEGIES:
+            raise CaseError(f"unknown strategy {t['strategy']!r} (known: {', '.join(STRATEGIES)})", file=file,
+                            column=f"{key}.strategy")
+        try:
+            make_strategy(t["strategy"], strict=True, **params)
+        except (ValueError, TypeError) as exc:
+            raise CaseError(str(exc), file=file, column=key) from None
+        out[key] = (t["strategy"], params)
+    return out
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """The parsed study file; a CaseError names the file when it cannot be read or parsed."""
     f = str(path)

@@ -31,7 +31,6 @@ data set) and takes a day's on the coordinator's ``NEW_DAY`` command (see
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import time
 from pathlib import Path
@@ -54,7 +53,7 @@ def _err(file: str, key: str, what: str) -> CaseError:
 
 def load(raw: dict[str, Any], f: str) -> dict[str, Any]:
     """The tes study of a parsed study file ``f``, checked; a CaseError names the file, the key and what is wrong."""
-    from agents.strategies import STRATEGIES, make_strategy
+    from .study import strategy_tables
 
     unknown = sorted(set(raw) - KEYS)
     if unknown:
@@ -73,22 +72,7 @@ def load(raw: dict[str, Any], f: str) -> dict[str, Any]:
              "exploitability_every": raw["exploitability_every"], "agents": {},
              "days_from": raw.get("days_from", "case"), "profile_seed": raw["profile_seed"],
              "start_day": raw["start_day"]}
-    tables = {"default": raw.get("default", {"strategy": "marginal-cost"})}
-    agents = raw.get("agents", {})
-    if not isinstance(agents, dict):
-        raise _err(f, "agents", "must be a table of DER manager tables ([agents.DER1])")
-    tables |= {f"agents.{a}": t for a, t in agents.items()}
-    for key, t in tables.items():
-        if not isinstance(t, dict) or "strategy" not in t:
-            raise _err(f, key, "must be a table with a 'strategy'")
-        params = {k: v for k, v in t.items() if k != "strategy"}
-        if t["strategy"] not in STRATEGIES:
-            raise _err(f, f"{key}.strategy", f"unknown strategy {t['strategy']!r} (known: {', '.join(STRATEGIES)})")
-        try:
-            make_strategy(t["strategy"], strict=True, **params)
-        except (ValueError, TypeError) as exc:
-            raise _err(f, key, str(exc)) from None
-        study["agents"][key] = (t["strategy"], params)
+    study["agents"].update(strategy_tables(raw, f, "agents.DER1"))
     return study
 
 

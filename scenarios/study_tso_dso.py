@@ -80,7 +80,7 @@ def _num(f: str, raw: dict, key: str, default: Any, kind: type, lo: float, hi: f
 
 def study_from_toml(raw: dict[str, Any], file: str = "<study>") -> dict[str, Any]:
     """The checked study of a parsed study file (``protocol = "tso-dso"``)."""
-    from agents.strategies import STRATEGIES, make_strategy
+    from .study import strategy_tables
 
     f = file
     unknown = sorted(set(raw) - KEYS)
@@ -108,21 +108,7 @@ def study_from_toml(raw: dict[str, Any], file: str = "<study>") -> dict[str, Any
                                                for v in gencos.values()):
         raise _err(f, "gencos", "must be a table of firm = [unit ids] ([gencos] GENCO_A = [\"G1\", \"G2\"])")
     study["gencos"] = {k: tuple(v) for k, v in gencos.items()}
-    agents = raw.get("agents", {})
-    if not isinstance(agents, dict):
-        raise _err(f, "agents", "must be a table of participant tables ([agents.GENCO_A])")
-    tables = {"default": raw.get("default", {"strategy": "marginal-cost"})} | {f"agents.{a}": t for a, t in agents.items()}
-    for key, t in tables.items():
-        if not isinstance(t, dict) or "strategy" not in t:
-            raise _err(f, key, "must be a table with a 'strategy'")
-        params = {k: v for k, v in t.items() if k != "strategy"}
-        if t["strategy"] not in STRATEGIES:
-            raise _err(f, f"{key}.strategy", f"unknown strategy {t['strategy']!r} (known: {', '.join(STRATEGIES)})")
-        try:
-            make_strategy(t["strategy"], strict=True, **params)
-        except (ValueError, TypeError) as exc:
-            raise _err(f, key, str(exc)) from None
-        study["agents"][key] = (t["strategy"], params)
+    study["agents"].update(strategy_tables(raw, f, "agents.GENCO_A"))
     return study
 
 
@@ -188,7 +174,6 @@ def run_study(study: dict[str, Any], out: Any = None, *, resume: bool = False, q
     """Run a tso-dso study (a :func:`load_study` dict) into run folder ``out`` (a ``RunFolder``, a path, or None
     for ``results/study-<time>``); ``resume``: go on from the last finished day there. Returns the exit status
     (0, or 1 if a day's Benders did not converge)."""
-    import pandas as pd
     from rich.progress import Progress
 
     from coordinator.tso_dso.setup import Roles, TSODSOConfig
