@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
                                     "resume": bool(args.resume), "days_from": study["days_from"],
                                     "profile_seed": study["profile_seed"], "start_day": study["start_day"]},
                           seed=study["seed"])
-    boundary = Boundary(folder.file("audit.jsonl" if blob is None else f"audit.resume-{time.time_ns()}.jsonl"))
+    boundary = Boundary(folder.file("audit.jsonl.gz" if blob is None else f"audit.resume-{time.time_ns()}.jsonl.gz"))
     runtime = LocalRuntime(boundary)
     day_rows: list[dict] = []
     agent_rows: list[dict] = []

@@ -28,7 +28,7 @@ true costs, Lerner, HHI, the caps, each also for the competitive run with suffix
 and the welfare loss), ``agents.parquet`` (per day and participant: strategy, markup,
 profit, Lerner, share, RSI, pivotal, exploitability), ``caps.parquet`` (per day and capped
 resource: P max, cap and quantity, strategic and competitive), the audit logs
-(``audit/day-NNNN*.jsonl``), ``markups.png`` and ``metrics.png``; ``resume=True`` goes on from
+(``audit/day-NNNN*.jsonl.gz``), ``markups.png`` and ``metrics.png``; ``resume=True`` goes on from
 the last finished day.
 
 Entry points: :func:`load_study` (file -> study dict), :func:`study_from_toml` (parsed TOML ->

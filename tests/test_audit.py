@@ -50,6 +50,8 @@ def tso_dso_run(tmp_path_factory) -> Path:
 
 
 def _lines(path: Path) -> list[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8").read().splitlines()
     return path.read_text(encoding="utf-8").splitlines()
 
 
@@ -89,17 +91,17 @@ def _first_route(lines: list[str], kind: str) -> int:
 def test_audit_passes_on_a_fresh_tes_run(tes_run, tmp_path):
     p = _run("audit", str(tes_run), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert "audit.jsonl: verified" in p.stdout and "hash chain intact" in p.stdout
+    assert "audit.jsonl.gz: verified" in p.stdout and "hash chain intact" in p.stdout
     for title in ("Messages: who sent what to whom", "Information received", "Analyst channel reads"):
         assert title in p.stdout
     assert "FeasibilityCut" in p.stdout and "TESO" in p.stdout
-    recs = read_audit_records(tes_run / "audit.jsonl")
+    recs = read_audit_records(tes_run / "audit.jsonl.gz")
     assert recs[0]["rec"] == "header" and recs[0]["protocol"] == "tes" and recs[-1]["rec"] == "end"
     routed = {r["seq"] for r in recs if r["rec"] == "route"}
     delivered = [s for r in recs if r["rec"] == "delivery" for s in r["seqs"]]
     assert len(delivered) == len(set(delivered)) and set(delivered) <= routed
     assert {r["what"] for r in recs if r["rec"] == "analyst_read"} == {"report", "solves"}
-    assert (os.stat(tes_run / "audit.jsonl").st_mode & 0o777) == file_mode()
+    assert (os.stat(tes_run / "audit.jsonl.gz").st_mode & 0o777) == file_mode()
 
 
 def test_audit_passes_on_a_fresh_tso_dso_run(tso_dso_run, tmp_path):
@@ -124,19 +126,19 @@ def test_audit_passes_on_a_fresh_tso_dso_run(tso_dso_run, tmp_path):
 
 # ------------------------------------------------------------------ tampering
 def test_changing_one_number_is_caught(tes_run, tmp_path):
-    lines = _lines(tes_run / "audit.jsonl")
+    lines = _lines(tes_run / "audit.jsonl.gz")
     i = _first_route(lines, "FeasibilityCut")
     rec = json.loads(lines[i])
     old = rec["payload"]["constant"]
     lines[i] = lines[i].replace(json.dumps(old), json.dumps(old + 1e-3), 1)
-    assert lines[i] != _lines(tes_run / "audit.jsonl")[i]
+    assert lines[i] != _lines(tes_run / "audit.jsonl.gz")[i]
     p = _run("audit", str(_write(tmp_path / "changed", lines)), cwd=tmp_path)
     assert p.returncode == 1
     assert f"line {i + 1}: changed after it was written" in p.stderr, p.stderr
 
 
 def test_deleting_a_line_is_caught(tes_run, tmp_path):
-    lines = _lines(tes_run / "audit.jsonl")
+    lines = _lines(tes_run / "audit.jsonl.gz")
     i = _first_route(lines, "Injections")
     del lines[i]
     p = _run("audit", str(_write(tmp_path / "deleted", lines)), cwd=tmp_path)
@@ -145,7 +147,7 @@ def test_deleting_a_line_is_caught(tes_run, tmp_path):
 
 
 def test_swapping_two_lines_is_caught(tes_run, tmp_path):
-    lines = _lines(tes_run / "audit.jsonl")
+    lines = _lines(tes_run / "audit.jsonl.gz")
     i = _first_route(lines, "Offer")
     lines[i], lines[i + 1] = lines[i + 1], lines[i]
     p = _run("audit", str(_write(tmp_path / "swapped", lines)), cwd=tmp_path)
@@ -154,7 +156,7 @@ def test_swapping_two_lines_is_caught(tes_run, tmp_path):
 
 
 def test_cutting_the_log_short_is_caught(tes_run, tmp_path, capsys):
-    lines = _lines(tes_run / "audit.jsonl")[:-3]
+    lines = _lines(tes_run / "audit.jsonl.gz")[:-3]
     rc, err = _audit(_write(tmp_path / "short", lines), capsys)
     assert rc == 1 and "ends without its end record" in err, err
 
@@ -169,7 +171,7 @@ def test_cutting_the_log_short_is_caught(tes_run, tmp_path, capsys):
     (lambda rec: rec["payload"].update(constant=[[0.30075068] * 3] * 3), "field 'constant': must be a float"),
 ])
 def test_forged_messages_are_rechecked(tes_run, tmp_path, capsys, forge, what):
-    lines = _lines(tes_run / "audit.jsonl")
+    lines = _lines(tes_run / "audit.jsonl.gz")
     kind = "Injections" if "'p'" in what else "FeasibilityCut"
     i = _first_route(lines, kind)
     rec = json.loads(lines[i])
@@ -181,7 +183,7 @@ def test_forged_messages_are_rechecked(tes_run, tmp_path, capsys, forge, what):
 
 
 def test_a_forged_second_delivery_is_caught(tes_run, tmp_path, capsys):
-    lines = _lines(tes_run / "audit.jsonl")
+    lines = _lines(tes_run / "audit.jsonl.gz")
     i = next(k for k, line in enumerate(lines) if '"rec":"delivery"' in line)
     lines.insert(i + 1, lines[i])
     rc, err = _audit(_write(tmp_path / "twice", _rechain(lines)), capsys)
@@ -189,7 +191,7 @@ def test_a_forged_second_delivery_is_caught(tes_run, tmp_path, capsys):
 
 
 def test_a_forged_policy_is_caught(tes_run, tmp_path, capsys):
-    lines = _lines(tes_run / "audit.jsonl")
+    lines = _lines(tes_run / "audit.jsonl.gz")
     head = json.loads(lines[0])
     head["policy"]["rules"].append(["tes.operator", "tes.der_manager", ["FeasibilityCut"]])
     lines[0] = json.dumps(head, separators=(",", ":"))
@@ -198,7 +200,7 @@ def test_a_forged_policy_is_caught(tes_run, tmp_path, capsys):
 
 
 def test_a_non_finite_number_is_not_strict_json(tes_run, tmp_path, capsys):
-    lines = _lines(tes_run / "audit.jsonl")
+    lines = _lines(tes_run / "audit.jsonl.gz")
     i = _first_route(lines, "FeasibilityCut")
     rec = json.loads(lines[i])
     lines[i] = lines[i].replace(json.dumps(rec["payload"]["violation"]), "NaN", 1)
@@ -248,8 +250,8 @@ def test_an_existing_log_is_never_appended_to(tmp_path, tes_run):
     out = tmp_path / "again"
     shutil.copytree(tes_run, out)
     p = _run("tes-day", "--out", str(out), cwd=tmp_path)
-    assert p.returncode == 1 and "audit.jsonl: an audit log exists already" in p.stderr, p.stderr
-    assert _lines(out / "audit.jsonl") == _lines(tes_run / "audit.jsonl")  # untouched
+    assert p.returncode == 1 and "audit.jsonl.gz: an audit log exists already" in p.stderr, p.stderr
+    assert _lines(out / "audit.jsonl.gz") == _lines(tes_run / "audit.jsonl.gz")  # untouched
 
 
 def test_log_mode_follows_the_run_folders_policy(tmp_path):

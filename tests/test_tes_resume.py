@@ -3,6 +3,7 @@ that was never stopped, including a learning DER manager's state; a resume with 
 or with nothing to resume, is bad input."""
 from __future__ import annotations
 
+import gzip
 import json
 
 import pandas as pd
@@ -72,7 +73,8 @@ def test_every_segment_of_a_resumed_run_is_audited(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["audit", str(out), "--quiet"]) == 0
     assert "audit: OK (2 log(s))" in capsys.readouterr().out
-    seg = out / "audit.resume-001.jsonl"
-    lines = seg.read_text().splitlines()
-    seg.write_text("\n".join(lines[:3] + lines[4:]) + "\n")  # a line deleted from the second segment
+    seg = out / "audit.resume-001.jsonl.gz"  # each segment is gzipped as it is written
+    lines = gzip.open(seg, "rt").read().splitlines()
+    with gzip.open(seg, "wt") as fh:
+        fh.write("\n".join(lines[:3] + lines[4:]) + "\n")  # a line deleted from the second segment
     assert cli.main(["audit", str(out), "--quiet"]) == 1

@@ -62,7 +62,7 @@ class TSODSOMarketModel(mesa.Model):
     ``wind_model``: ``scenarios.tso_dso.wind.WindModel`` of the case (anything with
     ``scenarios(factor, n_in, n_oos, seed=)``); ``strategies``: participant id -> strategy;
     ``grids``: participant id -> the markups of the analyst's exploitability search ($/MWh);
-    ``audit_dir``: one audit log per run (``day-NNNN.jsonl``, ``day-NNNN-competitive.jsonl``).
+    ``audit_dir``: one audit log per run (``day-NNNN.jsonl.gz``, ``day-NNNN-competitive.jsonl.gz``).
     """
 
     def __init__(self, case: Case, config: TSODSOConfig, wind_model: Any, *, factor: float, scenarios: int,
@@ -106,7 +106,7 @@ class TSODSOMarketModel(mesa.Model):
         log = None
         if self.audit_dir is not None:
             self.audit_dir.mkdir(parents=True, exist_ok=True)
-            log = self.audit_dir / f"day-{self.day:04d}{tag}.jsonl"
+            log = self.audit_dir / f"day-{self.day:04d}{tag}.jsonl.gz"
         boundary = Boundary(log)
         runtime = LocalRuntime(boundary)
         try:

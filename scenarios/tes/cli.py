@@ -109,13 +109,13 @@ def run(args: argparse.Namespace) -> int:
     folder = RunFolder.create("tes-day", args.out)
     if blob is None:
         folder.write_manifest("tes-day", args, seed=args.seed, extra={"case": case.name})
-        audit = folder.file("audit.jsonl")
+        audit = folder.file("audit.jsonl.gz")  # gzipped by the log's writer thread
     else:
         manifest = json.loads(folder.file("manifest.json").read_text(encoding="utf-8"))
         day = int(pickle.loads(blob)["day"])
         folder.write_manifest("tes-day", args, seed=args.seed, extra={"case": case.name},
                               resumed=[*manifest.get("resumed", []), {"after_day": day - 1, "days": args.days}])
-        audit = folder.file(f"audit.resume-{day:03d}.jsonl")  # each segment of the run has its own log
+        audit = folder.file(f"audit.resume-{day:03d}.jsonl.gz")  # each segment of the run has its own log
     boundary = Boundary(audit)
     t0 = time.perf_counter()
     with console.status("starting the runtime...") as status:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, case: Case, config: TESConfig) -> int:
         return 2
     folder = RunFolder.create("tes-day", args.out)
     folder.write_manifest("tes-day", args, seed=args.seed, extra={"case": case.name, "feeders": list(case.feeders)})
-    boundary = Boundary(folder.file("audit.jsonl"))
+    boundary = Boundary(folder.file("audit.jsonl.gz"))
     results: list[dict[str, Any]] = []
     with console.status("starting the runtime...") as status:
         runtime = make_runtime(args.runtime, boundary, args.ray_address)

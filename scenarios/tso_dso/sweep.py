@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..registry import load_case
-from ..runs import RunFolder, file_mode
+from ..runs import RunFolder
 from .cli import SWEEP_NAME, _common, _config, _console, _make_runtime, run_level
 from .plots import plot_sweep_caps, plot_sweep_congestion, plot_sweep_welfare
 from .tables import RT_TABLES, level_tables, summary_table
@@ -36,20 +36,6 @@ def _level_file(folder: Path, i: int) -> Path:
     return folder / "levels" / f"level_{i:02d}.parquet"
 
 
-def _gzip(path: Path) -> Path:
-    import gzip
-    import shutil
-
-    out = path.with_name(path.name + ".gz")
-    tmp = out.with_name("." + out.name + ".tmp")
-    with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
-        shutil.copyfileobj(src, dst)
-    os.chmod(tmp, file_mode())  # the run folder's one permission policy
-    os.replace(tmp, out)
-    path.unlink()
-    return out
-
-
 def sweep_level(case_name: str, index: int, factor: float, n_in: int, n_oos: int, seed: int, config: Any,
                 runtime_kind: str, address: str | None, out: str) -> dict[str, Any]:
     """One level of the sweep (runs in a worker process or thread); writes its files, returns a summary."""
@@ -60,8 +46,9 @@ def sweep_level(case_name: str, index: int, factor: float, n_in: int, n_oos: int
     folder = RunFolder(out)
     (folder.path / "levels").mkdir(exist_ok=True)
     (folder.path / "audit").mkdir(exist_ok=True)
-    audit = folder.path / "audit" / f"level_{index:02d}.jsonl"
-    for old in (audit, audit.with_name(audit.name + ".gz")):
+    # ~30 MB of JSON lines per level: gzipped as it is written, by the log's writer thread
+    audit = folder.path / "audit" / f"level_{index:02d}.jsonl.gz"
+    for old in (audit, audit.with_name(audit.name[:-3])):
         if old.exists():
             old.unlink()  # a level that did not finish before: start its log again
     boundary = Boundary(audit)
@@ -72,7 +59,6 @@ def sweep_level(case_name: str, index: int, factor: float, n_in: int, n_oos: int
     finally:
         runtime.shutdown()
         boundary.close()
-    _gzip(audit)  # ~30 MB of JSON lines per level: kept compressed (audit/level_XX.jsonl.gz)
     tabs = level_tables(level, wind, index)
     for name, df in tabs.items():
         if name != "welfare" and len(df):
