@@ -142,6 +142,23 @@ def test_two_feeders_are_independent(two_feeders, tmp_path):
     assert mg == pytest.approx(float(np.sum(both["LV1"].solution.purchases["MG_LV1"])))
 
 
+def test_tes_day_cli_on_two_feeders(tmp_path):
+    """The CLI on a two-feeder case: per-feeder tables, the overview plot, and an audit log that verifies."""
+    import pandas as pd
+
+    from coordinator.audit import main as audit
+
+    case_dir = tmp_path / "t2"
+    assert cli.main(["make-case", "--protocol", "tes", "--feeders", "2", "--out", str(case_dir)]) == 0
+    run_dir = tmp_path / "run"
+    assert cli.main(["tes-day", "--case", str(case_dir), "--no-benchmarks", "--out", str(run_dir)]) == 0
+    f = pd.read_parquet(run_dir / "feeders.parquet")
+    assert sorted(f["feeder"]) == ["LV1", "LV2"] and f["converged"].all()
+    png = run_dir / "feeders.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert audit(run_dir, quiet=True) == 0
+
+
 @pytest.mark.slow
 def test_tes_day_on_20_feeders(tmp_path):
     out = tmp_path / "t20"

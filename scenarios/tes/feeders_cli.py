@@ -5,7 +5,8 @@ Runs ``--days`` days with :meth:`~coordinator.tes.protocol.TESProtocol.run_day_f
 ``feeder`` column (``iterations``, ``prices``, ``dispatch``, ``voltages``, ``settlement``, ``welfare``,
 ``losses``), ``feeders.parquet`` (one row per day and feeder: iterations, converged, stop reason, LA
 profit $, centralized $, relative gap, max LinDist3Flow |V| pu of the final schedule) and
-``messages.parquet``; the summary prints one row per feeder.
+``messages.parquet``, and ``feeders.png`` (the last day per feeder: iterations, gap to the centralized
+solve, max |V|); the summary prints one row per feeder.
 """
 from __future__ import annotations
 
@@ -100,4 +101,7 @@ def _write(folder: RunFolder, results: list[dict[str, Any]], boundary: Boundary,
     for name, dfs in by_name.items():
         folder.write_parquet(f"{name}.parquet", pd.concat(dfs, ignore_index=True))
     folder.write_parquet("feeders.parquet", pd.DataFrame(rows))
+    from .plots import feeders_overview
+
+    folder.write_png("feeders.png", feeders_overview(pd.DataFrame(rows)))
     folder.write_parquet("messages.parquet", pd.DataFrame(boundary.summary()))

@@ -164,3 +164,34 @@ def all_figures(res: Any) -> dict[str, Any]:
 
 
 __all__ = ["all_figures", "pd"]
+
+
+def feeders_overview(feeders: pd.DataFrame) -> Any:
+    """Several feeders, the last day: Benders iterations, the relative gap to each feeder's centralized solve
+    (LA profit, |decomposed - centralized| / |centralized|, log scale) and the largest LinDist3Flow |V| (pu)
+    of the final schedule against the 1.05 pu limit; one bar per feeder (``feeders.parquet``)."""
+    last = feeders[feeders["day"] == feeders["day"].max()]
+    x = np.arange(len(last))
+    fig, axes = plt.subplots(3, 1, figsize=(max(6.0, 0.25 * len(last) + 2), 7.5), sharex=True)
+    colours = np.where(last["converged"].to_numpy(bool), "tab:blue", "tab:red")
+    axes[0].bar(x, last["iterations"], color=colours)
+    axes[0].set_ylabel("iterations")
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_title(f"{len(last)} feeders, day {int(last['day'].iloc[0])} (red: not converged)")
+    gap = pd.to_numeric(last["relative_gap"], errors="coerce").abs().clip(lower=1e-12)
+    if gap.notna().any():
+        axes[1].bar(x, gap.fillna(0.0), color="tab:green")
+        axes[1].set_yscale("log")
+    else:
+        axes[1].text(0.5, 0.5, "no centralized benchmark (--no-benchmarks)", ha="center", va="center",
+                     transform=axes[1].transAxes)
+    axes[1].set_ylabel("gap to centralized")
+    axes[2].bar(x, last["v_max_lindist3flow_pu"], color="tab:purple")
+    axes[2].axhline(1.05, color="k", linestyle="--", linewidth=1, label="1.05 pu")
+    lo = min(1.0, float(last["v_max_lindist3flow_pu"].min()))
+    axes[2].set_ylim(lo - 0.005, max(1.06, float(last["v_max_lindist3flow_pu"].max()) + 0.005))
+    axes[2].set_ylabel("max |V| (pu)")
+    axes[2].legend(fontsize=7, loc="lower right")
+    axes[2].set_xticks(x, last["feeder"], rotation=90, fontsize=7)
+    fig.tight_layout()
+    return fig
