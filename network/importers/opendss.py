@@ -251,7 +251,8 @@ class _Reader:
             if n1 != n2:
                 raise self.err(full, f"connects nodes {n1} to nodes {n2}: a phase change is not held by the form")
             if any(k not in PHASE for k in n1) or len(set(n1)) != n:
-                raise self.err(full, f"nodes {n1}: phases must be distinct nodes among 1, 2, 3")
+                raise self.err(full, f"nodes {n1}: phases must be distinct nodes among 1, 2, 3 (a neutral or earth "
+                                     f"conductor must be Kron-reduced first)")
             b1, b2 = (b.partition(".")[0].lower() for b in e.CktElement.BusNames())
             y = _cplx(e.CktElement.YPrim()).reshape(2 * n, 2 * n)
             yser = -y[:n, n:]
