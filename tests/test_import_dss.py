@@ -117,7 +117,8 @@ def test_round_trip_single_phase_tso24_feeder(tmp_path):
         got = next(x for x in new.lines if x.id == ln.id.lower())
         assert got.r1 == pytest.approx(ln.r1, rel=1e-9) and got.x1 == pytest.approx(ln.x1, rel=1e-9)
     assert imp.case.power_unit == "kW"
-    assert {d.id: d.p_max for d in imp.case.loads} == pytest.approx({k.lower(): 1000 * p for k, (p, _) in loads.items()})
+    kw = {k.lower(): 1000 * p for k, (p, _) in loads.items()}
+    assert {d.id: d.p_max for d in imp.case.loads} == pytest.approx(kw)
     file_v = {(n.lower(), p): v for (n, p), v in run_dss(script).voltages.items()}
     assert _same_voltages(imp.voltages, file_v, 1e-9)
     assert _same_voltages(_export_again(imp).voltages, file_v, 1e-9)

@@ -115,7 +115,11 @@ class _Reader:
 
     # ------------------------------------------------------------------ engine
     def compile(self) -> Any:
-        from opendssdirect import dss
+        try:
+            from opendssdirect import dss
+        except ImportError:
+            raise CaseError("reading .dss files needs opendssdirect.py (pip install opendssdirect.py)",
+                            file=self.file) from None
 
         e = dss.NewContext()
         e.Basic.AllowChangeDir(False)
@@ -356,13 +360,11 @@ class _Reader:
                 bus = e.CktElement.BusNames()[0].partition(".")[0].lower()
                 if bus not in self.parent:
                     raise self.err(full, f"is on bus {bus}, which no closed line connects to the source")
-                if bus == self.head and self.source_line is not None:
-                    bus = self.source_bus
                 delta = len(nodes) == n and n > 1  # no neutral terminal: delta (or phase-to-phase)
                 ph_nodes = nodes[:n]
                 if any(k not in PHASE for k in ph_nodes) or (not delta and any(k != 0 for k in nodes[n:])):
                     raise self.err(full, f"connected to nodes {nodes}: the form holds wye elements to a grounded "
-                                         f"neutral (and balanced three-phase delta loads in the positive-sequence form)")
+                                         "neutral (and three-phase delta loads in the positive-sequence form)")
                 if self.mode == "positive":
                     if sorted(ph_nodes) != [1, 2, 3]:
                         raise self.err(full, f"has {n} phase(s): a positive-sequence feeder (--phases 1) needs "
