@@ -135,7 +135,12 @@ class Bus:
 
 @dataclass(frozen=True)
 class DCLine:
-    """A transmission line in the DC approximation: flow = (theta_from - theta_to) / x."""
+    """A transmission line in the DC approximation: flow = (theta_from - theta_to) / x.
+
+    ``x`` may be negative: a series-compensated branch (a series capacitor, as in ``case300``).
+    Whether the grid as a whole still has a DC power flow (a non-singular reduced susceptance
+    matrix) is checked by :class:`~network.grids.TransmissionGrid`.
+    """
 
     id: str
     from_bus: str
@@ -149,9 +154,9 @@ class DCLine:
         k = f"line_id={self.id}"
         for col, v in (("x_pu", self.x), ("s_max", self.rating), ("r_pu", self.r)):
             _finite(v, file=F_BRANCHES, row=self.row, column=col, key=k, allow_inf=(col == "s_max"))
-        if self.x <= 0:
-            raise CaseError(f"reactance must be positive, got {self.x}", file=F_BRANCHES, row=self.row,
-                            column="x_pu", key=k)
+        if self.x == 0:  # negative is a series capacitor (compensation); the grid checks its B matrix
+            raise CaseError("reactance must be non-zero (a zero-impedance branch has no DC flow equation), got 0",
+                            file=F_BRANCHES, row=self.row, column="x_pu", key=k)
         if self.r < 0:
             raise CaseError(f"resistance must be non-negative, got {self.r}", file=F_BRANCHES, row=self.row,
                             column="r_pu", key=k)

@@ -62,6 +62,42 @@ class TransmissionGrid:
                             file=F_BRANCHES)
         nx.freeze(g)
         self.graph = g
+        if any(ln.x < 0 for ln in self.lines):
+            self._check_dc_solvable()
+
+    #: the largest condition number (1-norm estimate) of the reduced susceptance matrix accepted
+    MAX_B_CONDITION = 1e12
+
+    def _check_dc_solvable(self) -> None:
+        """With series capacitors (``x < 0``) the susceptance matrix is no longer a weighted
+        Laplacian with positive weights, so connectedness alone does not make the DC power flow
+        solvable: the reduced ``B`` (reference bus removed) must be non-singular, i.e. angles and
+        PTDFs are finite. One line naming the grid's worst case otherwise."""
+        import scipy.sparse as sp
+        import scipy.sparse.linalg as spla
+
+        n = self.n_buses
+        rows = [self.bus_index[ln.from_bus] for ln in self.lines]
+        cols = [self.bus_index[ln.to_bus] for ln in self.lines]
+        b = np.array([1.0 / ln.x for ln in self.lines])
+        off = sp.coo_matrix((np.r_[-b, -b], (np.r_[rows, cols], np.r_[cols, rows])), shape=(n, n)).tocsr()
+        bbus = (off - sp.diags(np.asarray(off.sum(axis=1)).ravel())).tocsc()
+        keep = np.array([i for i in range(n) if i != self.bus_index[self.ref_bus]], dtype=int)
+        if keep.size == 0:
+            return
+        red = bbus[keep][:, keep].tocsc()
+        neg = [ln.id for ln in self.lines if ln.x < 0]
+        what = (f"the DC susceptance matrix is singular with the negative (series-capacitor) reactance of "
+                f"{', '.join(neg[:5])}{' ...' if len(neg) > 5 else ''}: the DC power flow has no unique solution")
+        try:
+            lu = spla.splu(red)
+        except RuntimeError:
+            raise CaseError(what, file=F_BRANCHES, column="x_pu") from None
+        op = spla.LinearOperator(red.shape, matvec=lu.solve, rmatvec=lambda v: lu.solve(v, trans="T"),
+                                 dtype=float)
+        cond = float(spla.onenormest(op)) * float(spla.norm(red, 1))
+        if not math.isfinite(cond) or cond > self.MAX_B_CONDITION:
+            raise CaseError(f"{what} (condition number {cond:.3g})", file=F_BRANCHES, column="x_pu")
 
     @property
     def n_buses(self) -> int:

@@ -20,8 +20,9 @@ Conventions
 - Feeder impedances ``r``/``x`` are per unit on the feeder's base and stored as
   ``n_phases x n_phases`` arrays in the phase frame (entries of absent phases are 0
   and ignored). Line limits are per unit, per phase (``inf`` = no limit).
-- Transmission lines are DC lines: reactance ``x`` in pu on ``base_mva``, rating in
-  the case's power unit.
+- Transmission lines are DC lines: reactance ``x`` in pu on ``base_mva`` (non-zero; negative for
+  a series capacitor, as long as the grid's reduced susceptance matrix stays non-singular), rating
+  in the case's power unit.
 - Powers of units and loads are in ``Case.power_unit`` (kW or MW), three-phase
   totals; a three-phase element splits its power equally over its phases.
 - Sign conventions: unit output is positive injection, load is positive

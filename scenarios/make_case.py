@@ -14,7 +14,8 @@ Two kinds (``--protocol``):
   transmission grid's load. The prices and parameters are filled in as in ``tso24_dso5``:
   transmission units keep their merit order (by the imported linear cost) with day-ahead offers
   spread over 16.93-22.52 $/MWh, regulation prices and demand bids drawn from the ranges of
-  ``tso24_dso5`` (``OFFER_RANGES``); feeder resources keep the source feeder's prices. ``--wind-farms``
+  ``tso24_dso5`` (``OFFER_RANGES``); feeder resources keep the source feeder's prices, and a price the
+  source does not give (an imported feeder) is drawn from the ranges of ``tso24_dso5``'s feeders. ``--wind-farms``
   wind farms (kind ``wind``, ``p_max`` 0: the scenario generator gives their output from
   ``mean_share``, summing to 1) go on random transmission buses and feeder nodes (the source
   feeders' own wind farms are left out), with random
@@ -46,7 +47,11 @@ from network.model import TRANSMISSION, Case, Feeder, Owner, Unit
 #: tso24_dso5's price ranges ($/MWh): (low, high) for each column drawn at random
 OFFER_RANGES = {"t_unit": {"offer_da": (16.93, 22.52), "offer_up": (10.1, 20.8), "offer_down": (4.7, 22.9)},
                 "t_load": {"bid_da": (18.0, 19.9), "bid_up": (8.0, 21.0), "bid_down": (5.0, 8.0)},
-                "wind": {"offer_da": (0.0, 0.0), "offer_up": (2.1, 5.1), "offer_down": (115.4, 119.5)}}
+                "wind": {"offer_da": (0.0, 0.0), "offer_up": (2.1, 5.1), "offer_down": (115.4, 119.5)},
+                # its feeders' generators and demands: for feeder resources that come without prices (an
+                # imported feeder: pandapower, OpenDSS)
+                "f_unit": {"offer_da": (20.1, 23.9), "offer_up": (1.0, 3.1), "offer_down": (0.6, 1.7)},
+                "f_load": {"bid_da": (20.0, 23.0), "bid_up": (20.0, 29.0), "bid_down": (1.0, 8.0)}}
 #: tso24_dso5's case-wide parameters (VOLL $/MWh, wind-scenario parameters)
 TSO_DSO_PARAMETERS = {"horizon": 1, "voll": 10000.0, "voll_da": 10000.0, "voll_rt": 10000.0, "wind_price_da": 0.0,
                       "wind_sd_fraction": 0.1, "wind_corr_kappa": 1.0, "wind_corr_a": 1.1, "wind_corr_b": 0.1,
@@ -145,6 +150,13 @@ def _draw(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
     return round(float(rng.uniform(*lo_hi)), 2)
 
 
+def _missing_prices(asset: object, ranges: str, rng: np.random.Generator) -> dict[str, float]:
+    """The prices ``asset`` does not have (NaN), drawn from ``OFFER_RANGES[ranges]``; none drawn (and the
+    seeded stream unchanged) when it has them all, as the built-in feeders do."""
+    return {col: _draw(rng, lo_hi) for col, lo_hi in OFFER_RANGES[ranges].items()
+            if np.isnan(getattr(asset, col))}
+
+
 # ------------------------------------------------------------------ tso-dso
 
 
@@ -200,11 +212,12 @@ def make_tso_dso(transmission: Case, feeders: list[tuple[Case, Feeder]], n: int,
             units.append(dataclasses.replace(u, id=f"{u.id}_{fid}", owner=f"DERM{k}", grid=fid, node=ren[u.node],
                                              p_min=u.p_min * factor * to_mw, p_max=u.p_max * factor * to_mw,
                                              q_min=u.q_min * factor * to_mw, q_max=u.q_max * factor * to_mw,
-                                             row=None))
+                                             **_missing_prices(u, "f_unit", rng), row=None))
         for d in (d for d in src_case.loads if d.grid == src.id):
             loads.append(dataclasses.replace(d, id=f"{d.id}_{fid}", owner=f"LA{k}", grid=fid, node=ren[d.node],
                                              p_max=d.p_max * factor * to_mw, q_min=d.q_min * factor * to_mw,
-                                             q_max=d.q_max * factor * to_mw, row=None))
+                                             q_max=d.q_max * factor * to_mw, **_missing_prices(d, "f_load", rng),
+                                             row=None))
         readme.append(f"- {fid}: copy of {src_case.name}:{src.id} at PCC bus {pcc}, scaled x{factor * to_mw:.4g}")
     # wind farms, on transmission buses and feeder nodes, mean shares summing to 1
     shares = rng.dirichlet(np.ones(wind_farms)) if wind_farms else []

@@ -86,6 +86,24 @@ def test_make_case_tso_dso_20_feeders_runs(tmp_path):
     assert pd.read_parquet(run_dir / "rt_pcc.parquet")["area"].nunique() == 20
 
 
+def test_make_case_case300_runs(tmp_path):
+    """case300 (a series capacitor: negative reactance) with two feeders: a validated case, and a
+    short tso-dso run on it (~9 s on a shared 2-core machine)."""
+    out = tmp_path / "m300"
+    assert cli.main(["make-case", "--transmission", "case300", "--feeders", "2", "--wind-farms", "2",
+                     "--out", str(out)]) == 0
+    case = load_case(str(out))
+    assert case.transmission.n_buses == 300 and len(case.feeders) == 2
+    assert min(ln.x for ln in case.transmission.lines) < 0
+    run_dir = tmp_path / "run"
+    assert cli.main(["tso-dso", "--case", str(out), "--scenarios", "2", "--oos", "0", "--schemes", "cm",
+                     "--out", str(run_dir)]) == 0
+    import pandas as pd
+
+    w = pd.read_parquet(run_dir / "welfare.parquet")
+    assert w.loc[0, "scheme"] == "cm" and math.isfinite(float(w.loc[0, "upper"]))
+
+
 def test_make_case_tes_round_trip(tmp_path):
     out = tmp_path / "t4"
     assert cli.main(["make-case", "--protocol", "tes", "--feeder", "tes_competition", "--feeders", "4",

@@ -183,3 +183,27 @@ def test_bad_shapes(tso24):
         dc_power_flow(grid, np.zeros(3))
     with pytest.raises(ValueError):
         power_scale(grid, "GW")
+
+
+def test_series_capacitor_grid():
+    """A negative reactance is a series capacitor: the DC flow and the PTDFs stay finite and exact;
+    a capacitor that cancels its parallel line leaves a singular B, refused in one line."""
+    from network.errors import CaseError
+
+    buses = [Bus("1"), Bus("2"), Bus("3")]
+    # loop 1-2-3 with a compensated line 1-3: x = 0.2 - 0.05 (reactor 0.2 with capacitor -0.05 in series
+    # would be one line; here the capacitor is its own branch 1-3 of x = -0.05 in parallel with 1-3 x = 0.2)
+    lines = [DCLine("a", "1", "2", 0.1, 100.0), DCLine("b", "2", "3", 0.1, 100.0),
+             DCLine("c", "1", "3", 0.2, 100.0), DCLine("cap", "1", "3", -0.5, 100.0)]
+    grid = TransmissionGrid(buses, lines, base_mva=100.0, ref_bus="1")
+    p = np.array([0.0, 0.0, -50.0])  # 50 MW drawn at bus 3, supplied by the reference bus 1
+    flows = dc_power_flow(grid, p)
+    # 1-3 directly: b = 1/0.2 - 1/0.5 = 3 (x 1/3); via 2: x 0.2 (b 5): the direct path carries 3/8
+    assert flows[2] + flows[3] == pytest.approx(50.0 * 3 / 8)
+    assert flows[0] == pytest.approx(50.0 * 5 / 8) and flows[3] < 0  # the capacitor carries a reverse flow
+    assert np.isfinite(ptdf(grid)).all()
+    singular = [DCLine("a", "1", "2", 0.1, 100.0), DCLine("b", "2", "3", 0.1, 100.0),
+                DCLine("cap", "2", "3", -0.1, 100.0)]  # b + (-b) = 0: bus 3 hangs on nothing
+    with pytest.raises(CaseError) as err:
+        TransmissionGrid(buses, singular, ref_bus="1")
+    assert "singular" in str(err.value) and "cap" in str(err.value) and "\n" not in str(err.value)

@@ -71,6 +71,34 @@ def test_case24_dc_flows_equal_pandapower(imported):
     assert np.abs(dc_power_flow(grid, p) - ref).max() < 1e-6  # includes the transformers' taps
 
 
+@pytest.mark.parametrize("name", ["case118", "case300"])
+def test_large_grids_dc_flows_equal_pandapower(name):
+    """case118 and case300 (one series capacitor: line 150, x < 0) against pandapower's DC power flow.
+
+    pandapower models a transformer as a T by default, folding its magnetizing branch (case300's
+    ``i0_percent`` < 0) into the series reactance (up to 1.3 MW on T30); the DC model, like
+    MATPOWER's, is the pi model with shunts dropped, so the reference is ``trafo_model="pi"``.
+    """
+    from network.importers.pandapower_tables import _bus_ids
+
+    pp, _ = _pp()
+    net = _net(name)
+    case = from_pandapower_transmission(net, name)
+    grid = case.transmission
+    if name == "case300":
+        assert min(ln.x for ln in grid.lines) < 0 and grid.n_buses == 300 and grid.n_lines == 411
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pp.rundcpp(net, trafo_model="pi")
+    ids = _bus_ids(net)
+    p = np.zeros(grid.n_buses)
+    for i, r in net.res_bus.iterrows():
+        p[grid.bus_index[ids[i]]] -= r.p_mw
+    ref = np.r_[net.res_line.p_from_mw.to_numpy(), net.res_trafo.p_hv_mw.to_numpy()]
+    flows = dc_power_flow(grid, p)
+    assert np.abs(flows - ref).max() < 1e-6 * np.abs(ref).max()  # MW, relative to the largest flow (~1e3 MW)
+
+
 def test_case33bw_impedances(imported):
     net = _net("case33bw")
     f = imported["case33bw"].feeders["F1"]
@@ -162,10 +190,13 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_matpower_errors_are_located(tmp_path):
     text = CASE9.read_text()
-    bad_x = text.replace("8\t9\t0.032\t0.161", "8\t9\t0.032\t-0.161")
+    bad_x = text.replace("8\t9\t0.032\t0.161", "8\t9\t0.032\t0")
     with pytest.raises(CaseError) as e:
         read_matpower(_write(tmp_path, bad_x))
     assert e.value.file == "bad.m:mpc.branch" and e.value.row == 8 and e.value.column == "BR_X"
+    assert "non-zero" in e.value.message
+    # a series capacitor (x < 0) is accepted while the DC flow stays solvable
+    assert read_matpower(_write(tmp_path, text.replace("8\t9\t0.032\t0.161", "8\t9\t0.032\t-0.02")))
     bad_bus = text.replace("9\t4\t0.01", "19\t4\t0.01")
     with pytest.raises(CaseError) as e:
         read_matpower(_write(tmp_path, bad_bus))

@@ -260,9 +260,15 @@ def test_zero_feeder_resistance(tes: Path) -> None:
     expect(tes, "feeder_lines.csv", 3, "r_aa_pu", "self impedance of phase a must be positive")
 
 
-def test_negative_branch_reactance(tso: Path) -> None:
-    set_cell(tso, "branches.csv", 2, "x_pu", "-0.1")
-    expect(tso, "branches.csv", 2, "x_pu", "reactance must be positive")
+def test_zero_branch_reactance(tso: Path) -> None:
+    set_cell(tso, "branches.csv", 2, "x_pu", "0")
+    expect(tso, "branches.csv", 2, "x_pu", "reactance must be non-zero")
+
+
+def test_negative_branch_reactance_is_a_series_capacitor(tso: Path) -> None:
+    """A negative reactance (series compensation) is accepted while the DC flow stays solvable."""
+    set_cell(tso, "branches.csv", 2, "x_pu", "-0.01")
+    assert read_case(tso).transmission.lines[1].x == -0.01
 
 
 def test_nan_impedance(tes: Path) -> None:

@@ -16,6 +16,8 @@ One module per source; this package re-exports their public names:
   ``PANDAPOWER_CASES``, ``import_pandapower_case``, ``load_pandapower_network``.
 - :mod:`.matpower` -- ``read_matpower`` and ``parse_matpower`` for MATPOWER ``.m``
   files.
+- :mod:`.opendss` -- ``read_dss``: an OpenDSS feeder script (``.dss``) as a feeder case
+  (opendssdirect, imported only when a file is read).
 - :mod:`.pandapower_tables` (reading pandapower tables) and :mod:`.common`
   (error location, load records, the parameters of an imported case, a
   transmission case with its default owners) are the shared helpers.
@@ -26,9 +28,10 @@ each module's docstring.
 from __future__ import annotations
 
 from .matpower import parse_matpower, read_matpower
+from .opendss import DssImport, read_dss
 from .pandapower_cases import PANDAPOWER_CASES, import_pandapower_case, load_pandapower_network
 from .pandapower_feeders import from_pandapower_feeder, from_pandapower_lv_asymmetric
 from .pandapower_transmission import from_pandapower_transmission
 
 __all__ = ["from_pandapower_transmission", "from_pandapower_feeder", "from_pandapower_lv_asymmetric",
-           "import_pandapower_case", "load_pandapower_network", "read_matpower", "parse_matpower", "PANDAPOWER_CASES"]
+           "import_pandapower_case", "load_pandapower_network", "read_matpower", "parse_matpower", "PANDAPOWER_CASES", "read_dss", "DssImport"]

@@ -4,7 +4,10 @@ One job: ``from_pandapower_transmission``. In-service buses, lines and
 two-winding transformers become a :class:`TransmissionGrid` of DC lines: ``x`` in
 pu on ``net.sn_mva``; a transformer's ``x`` is its short-circuit reactance
 referred to the bus voltages times its off-nominal ratio (as in pandapower's and
-MATPOWER's DC models, ``b = 1 / (x * ratio)``); phase shifts are ignored.
+MATPOWER's DC models, ``b = 1 / (x * ratio)``); phase shifts are ignored, and so is the
+magnetizing branch (a shunt: the pi model, ``pandapower.rundcpp(net, trafo_model="pi")``; with
+pandapower's default T model it changes the series reactance slightly). A negative line reactance
+(a series capacitor, as in ``case300``) is kept (see :class:`~network.model.DCLine`).
 Ratings in MVA: ``sqrt(3) * max_i_ka * vn_kv * parallel * df`` for lines and
 ``sn_mva * parallel * df`` for transformers, scaled by ``max_loading_percent``
 when given. Generators (``gen``, ``sgen``, ``ext_grid``) become Units of owner
