@@ -70,10 +70,13 @@ class TESMarketModel(mesa.Model):
     def __init__(self, case: Case, runtime: Runtime, config: TESConfig = TESConfig(), *, seed: int = 0,
                  benchmarks: bool = True, progress: Callable[[str], None] | None = None,
                  hosts: list[Any] | None = None, profiles: Sequence[pd.DataFrame] | None = None,
-                 network_reports: bool = True) -> None:
+                 network_reports: bool = True, keep_results: int | None = None) -> None:
         """``profiles``: one profiles table per day when the days differ (None: every day is the case's);
         ``hosts``: the hosts of a checkpoint (they already hold their private days); ``network_reports``:
-        the analyst's voltage and loss tables of each day (OpenDSS power flows; studies leave them out)."""
+        the analyst's voltage and loss tables of each day (OpenDSS power flows; studies leave them out);
+        ``keep_results``: keep only the last N days' :class:`DayResult` in :attr:`results` (and so in a
+        checkpoint: a study that records its own per-day rows keeps 1; None keeps every day, which the
+        multi-day tables of ``tes-day`` need)."""
         super().__init__(rng=seed)
         self.runtime = runtime
         self.profiles = None if profiles is None else list(profiles)
@@ -84,6 +87,7 @@ class TESMarketModel(mesa.Model):
         self.protocol.analyst.network_reports = network_reports
         self.benchmarks = benchmarks
         self.day = 0
+        self.keep_results = keep_results
         self.results: list[DayResult] = []
         r = self.protocol.roles
         self.participants = [Participant(self, d, "der_manager") for d in r.der_managers]
@@ -122,6 +126,8 @@ class TESMarketModel(mesa.Model):
             self.protocol.analyst.case = self.case_of(self.day)
         res = self.protocol.run_day(self.day, benchmarks=self.benchmarks)
         self.results.append(res)
+        if self.keep_results is not None:
+            del self.results[:-self.keep_results]
         for p in self.participants:
             p.observe()
         self.datacollector.collect(self)
@@ -151,7 +157,8 @@ class TESMarketModel(mesa.Model):
     @classmethod
     def resume(cls, blob: bytes, case: Case, runtime: Runtime, config: TESConfig = TESConfig(), *,
                seed: int = 0, benchmarks: bool = True, progress: Callable[[str], None] | None = None,
-               profiles: Sequence[pd.DataFrame] | None = None, network_reports: bool = True) -> "TESMarketModel":
+               profiles: Sequence[pd.DataFrame] | None = None, network_reports: bool = True,
+               keep_results: int | None = None) -> "TESMarketModel":
         """The model of a checkpoint, on a fresh runtime: the next :meth:`step` clears the next day.
         ``profiles``: the same days as the checkpointed run's (the analyst's view; the agents' own
         parts are in their snapshots)."""
@@ -163,7 +170,7 @@ class TESMarketModel(mesa.Model):
                 if hasattr(h, "days"):
                     h.days = own.get(h.id)
         model = cls(case, runtime, config, seed=seed, benchmarks=benchmarks, progress=progress, hosts=hosts,
-                    profiles=profiles, network_reports=network_reports)
+                    profiles=profiles, network_reports=network_reports, keep_results=keep_results)
         model.day = int(state["day"])
         model.results = list(state["results"])
         by_id = {p.agent_id: p for p in model.participants}

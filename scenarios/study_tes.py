@@ -132,11 +132,11 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
     agent_rows: list[dict] = []
     if blob is None:
         model = TESMarketModel(case, runtime, config, seed=study["seed"], benchmarks=False, profiles=profiles,
-                               network_reports=False)
+                               network_reports=False, keep_results=1)
     else:
         state = pickle.loads(blob)
         model = TESMarketModel.resume(state["model"], case, runtime, config, seed=study["seed"], benchmarks=False,
-                                      profiles=profiles, network_reports=False)
+                                      profiles=profiles, network_reports=False, keep_results=1)
         day_rows, agent_rows = state["day_rows"], state["agent_rows"]
     t0 = time.perf_counter()
     try:
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
         runtime.shutdown()
         boundary.close()
     wall = time.perf_counter() - t0
-    folder.write_json("timing.json", {"days_run": len(model.results), "wall_time_s": wall})
+    folder.write_json("timing.json", {"days_run": model.day, "wall_time_s": wall})
     write_plots(folder, pd.DataFrame(day_rows), pd.DataFrame(agent_rows))
     print(f"{study['days']} day(s), wall time {wall:.1f} s; run folder: {folder.path}")
     return 0 if all(r["converged"] for r in day_rows) else 1
