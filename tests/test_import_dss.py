@@ -426,3 +426,32 @@ def test_cli_two_voltage_feeder_in_a_tso_dso_market(tmp_path):
 
     w = pd.read_parquet(run_dir / "welfare.parquet")
     assert w.loc[0, "scheme"] == "cm" and math.isfinite(float(w.loc[0, "upper"]))
+
+
+def test_two_voltage_variants(tmp_path):
+    """A stiff source (the delta-wye transformer is the first line from the head, exact); regulators that
+    OpenDSS left at tap 1 (accepted, noted); a CapControl (noted; a bank it opened is left out); the file's
+    voltage bases off the nominal ratios (noted)."""
+    stiff = read_dss(_two(tmp_path, replace=[("MVAsc3=2000 MVAsc1=2100", "MVAsc3=2e9 MVAsc1=2.1e9")]),
+                     regulators="nominal")
+    f = stiff.case.feeders["F1"]
+    assert f.head == "sourcebus" and f.node("hv").parent == "sourcebus"
+    assert any("delta-wye at the stiff source" in n for n in stiff.notes)
+    no_cap = read_dss(_two(tmp_path, drop=("capacitor",), replace=[("MVAsc3=2000 MVAsc1=2100",
+                                                                     "MVAsc3=2e9 MVAsc1=2.1e9")]),
+                      regulators="nominal")
+    assert _same_voltages(_export_again(no_cap).voltages, no_cap.voltages, 1e-9)
+    # a wide band: OpenDSS leaves the regulators at tap 1, so the file imports as it is
+    idle = read_dss(_two(tmp_path, replace=[("band=2 ", "band=20 ")]))
+    assert sum("at tap 1 in the solved snapshot" in n for n in idle.notes) == 3
+    assert not any(n.startswith("--regulators nominal") for n in idle.notes)
+    # a CapControl that opens the bank (off above 110 V on a 120 V scale: always): no unit, noted
+    opened = read_dss(_two(tmp_path, replace=[("kvar=600 kv=4.16", "kvar=600 kv=4.16\nnew capcontrol.cc1 "
+                                               "capacitor=cap1 element=line.m2 type=voltage ptratio=20 on=100 "
+                                               "off=110")]), regulators="nominal")
+    assert not opened.case.units and any("CapControl.cc1" in n for n in opened.notes)
+    assert any("Capacitor.cap1: all its steps are open" in n for n in opened.notes)
+    # set voltagebases with 0.416 kV instead of 0.48: OpenDSS's pu differ; ours stay on the nominal ratios'
+    odd = read_dss(_two(tmp_path, replace=[("[115 4.16 0.48]", "[115 4.16 0.416]")]), regulators="nominal")
+    (note,) = [n for n in odd.notes if "set voltagebases" in n]
+    assert "2 buses" in note and odd.bases["lv1"] == pytest.approx(V_LV, rel=1e-11)
