@@ -166,7 +166,9 @@ def _dss_readme(imp) -> list[str]:  # noqa: ANN001
     if imp.converged and imp.voltages:
         v = list(imp.voltages.values())
         diff = dss_check(imp)
-        out += [f"OpenDSS's own solution of the file: |V| {min(v):.6f} - {max(v):.6f} pu; LinDist3Flow on the "
+        nominal = any(n.startswith("--regulators nominal") for n in imp.notes)
+        what = "with its regulators at ratio 1 (see the notes)" if nominal else "of the file"
+        out += [f"OpenDSS's own solution {what}: |V| {min(v):.6f} - {max(v):.6f} pu; LinDist3Flow on the "
                 f"imported case at the same loads and generators differs by at most {diff:.3g} pu (its "
                 "linearization error: losses neglected).", ""]
         if imp.rated_q:

@@ -411,6 +411,7 @@ def test_cli_two_voltage_feeder_in_a_tso_dso_market(tmp_path):
     readme = (out / "README.md").read_text()
     assert "--regulators nominal" in readme and "voltage zones" in readme and "Capacitor.cap1" in readme
     assert "With the capacitor banks at the constant kvar the case holds" in readme
+    assert "OpenDSS's own solution with its regulators at ratio 1" in readme
     made = tmp_path / "made"
     # --feeder-share: each copy near the file's own 1.05 MW (the default 0.3 of case24_ieee_rts's load would scale
     # this 4.16 kV feeder by about 400, far beyond what its 5 MVA transformer and 4.16 kV lines carry)
