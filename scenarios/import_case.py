@@ -9,10 +9,13 @@ SOURCE is one of
   (``*.json``, ``*.p``/``*.pkl``);
 - an OpenDSS feeder (``*.dss``): a radial feeder case (kW) by :func:`network.importers.read_dss`,
   three-phase or single-phase as the source is (``--phases 1``: the positive-sequence equivalent of
-  a balanced three-phase feeder, the form the tso-dso DSOs use); what the feeder form cannot hold
-  (transformers, capacitors, controls, voltage-dependent loads, ...) is refused in one line naming
-  the OpenDSS element. Its README adds what was neglected or ignored and OpenDSS's own solution of
-  the file against LinDist3Flow on the imported case.
+  a balanced three-phase feeder, the form the tso-dso DSOs use); two-winding transformers at their
+  nominal ratio become lines (per unit of each voltage zone), shunt capacitor banks constant-kvar
+  units, regulators are held at their solved tap when it is 1, refused otherwise unless
+  ``--regulators nominal`` (ratio 1, noted); what the feeder form cannot hold (off-nominal taps,
+  three-winding transformers, reactors, voltage-dependent loads, ...) is refused in one line naming
+  the OpenDSS element. Its README adds what was neglected, approximated or ignored and OpenDSS's own
+  solution of the file against LinDist3Flow on the imported case.
 
 A pandapower network becomes a transmission case or a feeder case: ``--kind transmission`` or
 ``--kind feeder``, or by default (``auto``) the known networks' own importer
@@ -49,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phases", choices=("auto", "1", "3"), default="auto",
                    help="OpenDSS only: the feeder form: as the source (auto), 3 (three-phase) or 1 (single-phase; "
                         "the positive-sequence equivalent of a balanced three-phase feeder, as tso-dso needs)")
+    p.add_argument("--regulators", choices=("refuse", "nominal"), default="refuse",
+                   help="OpenDSS only: a voltage regulator (RegControl) that OpenDSS solved off tap 1 is refused "
+                        "(default), or held at ratio 1 (nominal), with a note of its solved tap; the reference "
+                        "solution is then the file's with the regulators at ratio 1")
     p.add_argument("--s-base-kva", type=float, default=1000.0,
                    help="OpenDSS only: the feeder's power base in kVA (per phase three-phase; default 1000, the "
                         "1 MVA base of the tso-dso feeders)")
@@ -100,7 +107,7 @@ def import_pandapower(source: str, kind: str = "auto", name: str | None = None) 
 
 
 def import_source(source: str, *, kind: str = "auto", name: str | None = None, phases: str = "auto",
-                  s_base_kva: float = 1000.0) -> tuple[Case, str, list[str]]:
+                  s_base_kva: float = 1000.0, regulators: str = "refuse") -> tuple[Case, str, list[str]]:
     """(the imported case, a one-line description of the importer used, extra README lines)."""
     suffix = Path(source).suffix.lower()
     if suffix == ".m":
@@ -111,19 +118,20 @@ def import_source(source: str, *, kind: str = "auto", name: str | None = None, p
     if suffix == ".dss":
         from network.importers import read_dss
 
-        imp = read_dss(source, name, phases=phases, s_base_kva=s_base_kva)
+        imp = read_dss(source, name, phases=phases, s_base_kva=s_base_kva, regulators=regulators)
         f = next(iter(imp.case.feeders.values()))
         how = (f"network.importers.read_dss (OpenDSS, {'three' if f.n_phases == 3 else 'single'}-phase feeder, kW; "
-               f"--phases {phases})")
+               f"--phases {phases}; --regulators {regulators})")
         return imp.case, how, _dss_readme(imp)
     case = import_pandapower(source, kind, name)
     what = "transmission grid, DC, MW" if case.transmission is not None else "feeder"
     return case, f"network.importers, pandapower ({what})", []
 
 
-def dss_check(imp) -> float | None:  # noqa: ANN001 - a network.importers.opendss.DssImport
+def dss_check(imp, rated: bool = False) -> float | None:  # noqa: ANN001 - a network.importers.opendss.DssImport
     """max |V_LinDist3Flow - V_OpenDSS| (pu) over the node-phases of an imported feeder at OpenDSS's
-    operating point (the file's loads and generators as OpenDSS solved them), or None without one."""
+    operating point (the file's loads and generators as OpenDSS solved them; capacitor banks at the
+    kvar OpenDSS solved, or with ``rated`` at the constant kvar the case holds), or None without one."""
     import numpy as np
 
     from network.lindist3flow import LinDist3Flow
@@ -135,9 +143,12 @@ def dss_check(imp) -> float | None:  # noqa: ANN001 - a network.importers.opends
     model = LinDist3Flow(f, power_unit=case.power_unit)
     ids = [d.id for d in case.loads] + [u.id for u in case.units]
     sign = [1.0] * len(case.loads) + [-1.0] * len(case.units)  # consumption positive
+    q_of = {k: imp.dispatch[k][1] for k in ids}
+    if rated:
+        q_of.update(imp.rated_q)
     a = model.injection_matrix(case.meters, ids)
     p = a @ np.array([s * imp.dispatch[k][0] for s, k in zip(sign, ids)]) if ids else np.zeros(model.n)
-    q = a @ np.array([s * imp.dispatch[k][1] for s, k in zip(sign, ids)]) if ids else np.zeros(model.n)
+    q = a @ np.array([s * q_of[k] for s, k in zip(sign, ids)]) if ids else np.zeros(model.n)
     v = model.evaluate(p, q).v
     ref = np.array([imp.voltages[k] for k in model.node_phases])
     return float(np.abs(v - ref).max()) if ref.size else 0.0
@@ -151,13 +162,18 @@ def _dss_readme(imp) -> list[str]:  # noqa: ANN001
            f"s_base_kva {f.s_base_kva:g} ({'per phase' if f.n_phases == 3 else 'total'}), z_base "
            f"{f.z_base_ohm:.6g} ohm. Loads (owner LA) keep kW and kvar/kW; PV systems and generators are units "
            "of DERM; no main-grid unit (OpenDSS gives the source no price or limit).", ""]
-    out += ["What was neglected or ignored:", ""] + [f"- {n}" for n in imp.notes or ["nothing"]] + [""]
+    out += ["What was neglected, approximated or ignored:", ""] + [f"- {n}" for n in imp.notes or ["nothing"]] + [""]
     if imp.converged and imp.voltages:
         v = list(imp.voltages.values())
         diff = dss_check(imp)
-        out += [f"OpenDSS's own solution of the file: |V| {min(v):.6f} - {max(v):.6f} pu; LinDist3Flow on the "
+        nominal = any(n.startswith("--regulators nominal") for n in imp.notes)
+        what = "with its regulators at ratio 1 (see the notes)" if nominal else "of the file"
+        out += [f"OpenDSS's own solution {what}: |V| {min(v):.6f} - {max(v):.6f} pu; LinDist3Flow on the "
                 f"imported case at the same loads and generators differs by at most {diff:.3g} pu (its "
                 "linearization error: losses neglected).", ""]
+        if imp.rated_q:
+            out += [f"With the capacitor banks at the constant kvar the case holds (rated, at 1.0 pu) instead of "
+                    f"the kvar OpenDSS solved: {dss_check(imp, rated=True):.3g} pu.", ""]
     else:
         out += ["OpenDSS's own power flow of the file did not converge: no reference voltages.", ""]
     return out
@@ -175,7 +191,7 @@ def _readme(case: Case, source: str, how: str, extra: list[str] = ()) -> str:
 
 def run(args: argparse.Namespace) -> int:
     case, how, extra = import_source(args.source, kind=args.kind, name=args.name, phases=args.phases,
-                                     s_base_kva=args.s_base_kva)
+                                     s_base_kva=args.s_base_kva, regulators=args.regulators)
     folder = write_case(case, args.out)
     (folder / "README.md").write_text(_readme(case, args.source, how, extra), encoding="utf-8")
     back = read_case(folder)  # the project's loader: the folder must load as the same case

@@ -128,9 +128,11 @@ def spread_buses(case: Case, n: int, rng: np.random.Generator) -> list[str]:
 
 
 def _copy_feeder(f: Feeder, fid: str, head: str, rating_scale: float, pcc: str | None,
-                 prefix: str = "") -> tuple[Feeder, dict]:
+                 prefix: str = "", import_scale: float | None = None) -> tuple[Feeder, dict]:
     """Feeder ``f`` as ``fid`` with its head renamed ``head`` and the other nodes ``prefix + id``;
-    (feeder, old node -> new node)."""
+    (feeder, old node -> new node). Line ratings (pu of the feeder's own base) are scaled by
+    ``rating_scale``, the head's import limits (in the case's power unit) by ``import_scale``
+    (default ``rating_scale``: a different power unit changes the latter only)."""
     ren = {n.id: (head if n.parent is None else f"{prefix}{n.id}") for n in f.nodes}
     nodes = [dataclasses.replace(n, id=ren[n.id], parent=None if n.parent is None else ren[n.parent], row=None)
              for n in f.nodes]
@@ -141,7 +143,8 @@ def _copy_feeder(f: Feeder, fid: str, head: str, rating_scale: float, pcc: str |
         lines.append(dataclasses.replace(ln, id=new_id, from_node=ren[ln.from_node], to_node=ren[ln.to_node],
                                          s_max=ln.s_max * rating_scale, p_max=ln.p_max * rating_scale,
                                          q_max=ln.q_max * rating_scale, row=None))
-    imp = [v * rating_scale if np.isfinite(v) else v for v in (f.import_min, f.import_max)]
+    k = rating_scale if import_scale is None else import_scale
+    imp = [v * k if np.isfinite(v) else v for v in (f.import_min, f.import_max)]
     return Feeder(fid, nodes, lines, n_phases=f.n_phases, v_head=f.v_head, s_base_kva=f.s_base_kva,
                   v_base_kv=f.v_base_kv, import_min=imp[0], import_max=imp[1], pcc_bus=pcc), ren
 
@@ -203,8 +206,9 @@ def make_tso_dso(transmission: Case, feeders: list[tuple[Case, Feeder]], n: int,
             raise CaseError(f"feeder {src.id} of {src_case.name} has no load to scale", file="--feeder")
         to_mw = 1.0 if src_case.power_unit == "MW" else 1e-3
         factor = share * t_load / n / (src_load * to_mw) * float(rng.uniform(1 - spread, 1 + spread))
-        # a rating in pu of the feeder's base scales with the power (same base)
-        feeder, ren = _copy_feeder(src, fid, pcc, factor * to_mw, pcc, prefix=f"{fid}_")
+        # a rating in pu of the feeder's base scales with the power (same base; a kW source's loads in MW are
+        # the same pu), the import limits (power unit) with the power in MW
+        feeder, ren = _copy_feeder(src, fid, pcc, factor, pcc, prefix=f"{fid}_", import_scale=factor * to_mw)
         new_feeders.append(feeder)
         owners += [Owner(f"DSO{k}", "dso", k), Owner(f"DERM{k}", "der_manager", k), Owner(f"LA{k}", "load_aggregator", k)]
         # the source feeder's wind farms are left out: --wind-farms places the case's farms
