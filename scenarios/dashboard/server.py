@@ -76,7 +76,8 @@ def serve(folder: Path, host: str, port: int, *, browser: bool, out=sys.stdout) 
         return 1
     fd, log_name = tempfile.mkstemp(prefix="tdmarket-dashboard-", suffix=".log")
     log = Path(log_name)
-    env = {**os.environ, ENV_RUN_FOLDER: str(folder),
+    env = {"SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False",  # solara's usage statistics: not sent unless asked for
+           **os.environ, ENV_RUN_FOLDER: str(folder),
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     cmd = [sys.executable, "-m", "solara", "run", APP, "--host", host, "--port", str(port), "--production",
            "--no-open", "--no-check-version", "--log-level", "warning"]
