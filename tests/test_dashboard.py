@@ -120,6 +120,19 @@ def test_bad_folder_is_one_line_and_exit_1(tmp_path, kind):
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(target) in lines[0], p.stderr
 
 
+
+def test_port_in_use_is_one_line_and_exit_1(tmp_path):
+    _manifest(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = subprocess.run([sys.executable, "run.py", "dashboard", str(tmp_path), "--port", str(port), "--no-browser"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: 127.0.0.1:{port} cannot be used"), p.stderr
+
 # ------------------------------------------------------------------ the page in a browser
 
 

@@ -2,7 +2,7 @@
 Ctrl-C.
 
 The server is ``python -m solara run scenarios.dashboard.app`` in a child process (its output goes to a
-log file named on start), the run folder in the environment variable ``TDMARKET_DASHBOARD_RUN``. A folder
+log file named on start, removed after a clean stop), the run folder in the environment variable ``TDMARKET_DASHBOARD_RUN``. A folder
 that is not a study's run folder, a port in use or a server that does not come up ends with one line on
 stderr and exit status 1. The child is stopped when this process ends (Ctrl-C, SIGTERM).
 """
@@ -85,6 +85,7 @@ def serve(folder: Path, host: str, port: int, *, browser: bool, out=sys.stdout) 
         child = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL)
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    failed = True  # the log is kept when the server failed (the error names it), removed after a clean stop
     try:
         url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -103,13 +104,17 @@ def serve(folder: Path, host: str, port: int, *, browser: bool, out=sys.stdout) 
             import webbrowser
 
             webbrowser.open(url)
+        failed = False
         child.wait()
+        failed = True
         print(f"error: the dashboard server ended with status {child.returncode}: {_last_line(log)} "
               f"(log: {log})", file=sys.stderr)
         return 1
     finally:
         _stop(child)
         signal.signal(signal.SIGTERM, previous)
+        if not failed:
+            log.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:
