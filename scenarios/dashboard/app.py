@@ -1,6 +1,6 @@
 """The dashboard page: Mesa's SolaraViz around :class:`~scenarios.dashboard.model.StudyReplay`.
 
-Served by ``run.py dashboard RUN_FOLDER`` (``solara run`` on this file, the folder in the environment
+Served by ``run.py dashboard RUN_FOLDER`` (``solara run scenarios.dashboard.app``, the folder in the environment
 variable ``TDMARKET_DASHBOARD_RUN``). Mesa's controls step the replay (Step, Play, Reset); the page's own
 components show the study, a day slider and the selected day's figures, and the figures per day: prices,
 profits and markups per agent, the market-power metrics. While the study runs, the page re-reads the run
@@ -20,8 +20,6 @@ from .tables import DashboardError, Metric, fmt
 
 POLL_S = 2.0  # how often a running study's folder is re-read
 PROFIT = Metric("profit", "profit $", "{:.2f}")
-
-
 TABLE_STYLE = ("<style>.tdm-table{border-collapse:collapse;font-size:13px;margin:4px 0 10px}"
                ".tdm-table th,.tdm-table td{padding:2px 10px;border-bottom:1px solid #e0e0e0}"
                ".tdm-table td.num{text-align:right;font-variant-numeric:tabular-nums}"
