@@ -91,6 +91,12 @@ def test_tso_dso_tables_get_their_competitive_columns(tmp_path):
     assert [p.comp for p in m.tables.prices] == ["da_price_comp"] and m.tables.price_unit == "$/MWh"
     assert list(m.tables.days["exploitability_max"]) == [7.0, 4.0]  # the worst agent of each day
     assert {mm.column for mm in m.tables.metrics} >= {"lerner", "hhi", "welfare_loss", "exploitability_max"}
+    from scenarios.dashboard import app, figures
+
+    for draw in (figures.prices, figures.profits, figures.markups, figures.metrics):
+        assert draw(m.tables, m.day).axes  # every figure has its plot
+    assert "<td class=num>19.30</td><td class=num>18.60</td>" in app.day_table(m)  # strategic, competitive
+    assert "competitive profit $" in app.agent_table(m)
 
 
 def test_folders_that_are_not_a_study(tmp_path):
