@@ -5,6 +5,7 @@
     python run.py cases               the built-in cases
     python run.py inspect CASE        summary tables and a drawing of a case (built-in name or folder)
     python run.py audit RUN_FOLDER    verify a run's audit log(s) and show who sent what to whom
+    python run.py dashboard RUN_FOLDER  a page of a study (running or finished) in the browser
     python run.py SCENARIO [options]  run a market scenario (see scenarios/registry.py)
 
 Bad input never gives a traceback: a CaseError (or an unknown case) prints
@@ -208,12 +209,26 @@ def cmd_make_case(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _dashboard_args(p: argparse.ArgumentParser) -> None:
+    from scenarios.dashboard.server import add_arguments
+
+    add_arguments(p)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from scenarios.dashboard.server import run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Command] = {
     "import": Command("a MATPOWER file or a pandapower network as a case folder", _import_args, cmd_import),
     "make-case": Command("a T&D case from a transmission grid and N copies of feeders (tso-dso), or N tes feeders",
                          _make_case_args, cmd_make_case),
     "study": Command("a strategic study from a TOML file (scenarios/studies/): days in the Mesa shell, market-power "
                      "metrics, Parquet tables and plots (--resume)", _study_args, cmd_study),
+    "dashboard": Command("a page of a study's run folder, running or finished (Mesa SolaraViz): prices, profits, "
+                         "markups and metrics per day with a day slider", _dashboard_args, cmd_dashboard),
     "cases": Command("list the built-in cases", _cases_args, cmd_cases),
     "inspect": Command("summarise a case (tables) and draw its grid (PNG in a run folder)", _inspect_args,
                        cmd_inspect),
