@@ -111,7 +111,7 @@ def test_folders_that_are_not_a_study(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["missing", "file", "no-manifest", "not-a-study"])
-def test_bad_folder_is_one_line_and_exit_1(tmp_path, kind):
+def test_bad_folder_is_one_line_and_exit_2(tmp_path, kind):
     target = tmp_path / "run"
     if kind == "file":
         target.write_text("x")
@@ -121,7 +121,7 @@ def test_bad_folder_is_one_line_and_exit_1(tmp_path, kind):
             _manifest(target, scenario="tes-day")
     p = subprocess.run([sys.executable, "run.py", "dashboard", str(target), "--no-browser"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
-    assert p.returncode == 1
+    assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(target) in lines[0], p.stderr
 

@@ -2,9 +2,9 @@
 Ctrl-C.
 
 The server is ``python -m solara run scenarios.dashboard.app`` in a child process (its output goes to a
-log file named on start, removed after a clean stop), the run folder in the environment variable ``TDMARKET_DASHBOARD_RUN``. A folder
-that is not a study's run folder, a port in use or a server that does not come up ends with one line on
-stderr and exit status 1. The child is stopped when this process ends (Ctrl-C, SIGTERM).
+log file named on start, removed after a clean stop), the run folder in the environment variable
+``TDMARKET_DASHBOARD_RUN``. A folder that is not a study's run folder ends with one line on stderr and
+exit status 2 (bad input); a port in use or a server that does not come up with one line and exit status 1. The child is stopped when this process ends (Ctrl-C, SIGTERM).
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def serve(folder: Path, host: str, port: int, *, browser: bool, out=sys.stdout) 
 def run(args: argparse.Namespace) -> int:
     try:
         folder = check_run_folder(args.run_folder)
-    except DashboardError as exc:
+    except DashboardError as exc:  # bad input: exit status 2, as every command's
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     return serve(folder, args.host, args.port, browser=not args.no_browser)
