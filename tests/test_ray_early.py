@@ -92,6 +92,15 @@ assert rt2._owns_ray and not rt2.start_info["background"]
 assert ray.get(ray.remote(lambda: 8).remote()) == 8
 rt2.shutdown()
 assert not ray.is_initialized()
+# adopted, then shut down by ray.shutdown() directly: a later runtime's session is its own
+assert cluster.start_in_background(num_cpus=1)
+rt3 = RayRuntime(Boundary(), num_cpus=1)
+first = rt3._background
+ray.shutdown()
+rt4 = RayRuntime(Boundary(), num_cpus=1)
+assert first._release.is_set() and rt4._background is None and cluster.background_start() is None
+rt4.shutdown()
+assert not ray.is_initialized()
 print("ok")
 """
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)

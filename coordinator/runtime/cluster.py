@@ -195,6 +195,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime
     bg = _adopt_background(address, num_cpus, init_kwargs)
     if bg is not None:
         return bg
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():  # an adopted start whose session was shut down by ray.shutdown()
+        release_background()
     return _init_ray(address, num_cpus, runtime_env=runtime_env, insecure=insecure, **init_kwargs)
 
 
@@ -388,14 +391,15 @@ def _adopt_background(address: str | None, num_cpus: int | None, init_kwargs: di
     return None
 
 
-def release_background(shutdown: bool = False) -> bool:
-    """Let the thread of the adopted background start end (after ``ray.shutdown()``, or, with ``shutdown``,
-    running ``ray.shutdown()`` itself while the caller goes on: the next start in this process, and the
-    exit, wait for it). Returns False if there was no adopted background start."""
+def release_background(start: _BackgroundStart | None = None, shutdown: bool = False) -> bool:
+    """Let the thread of the adopted background start (``start``, if given, must be it) end: after
+    ``ray.shutdown()``, or, with ``shutdown``, running ``ray.shutdown()`` itself while the caller goes on
+    (the next start in this process, and the exit, wait for it). Returns False if there was none."""
     global _ADOPTED, _CLOSING
-    bg, _ADOPTED = _ADOPTED, None
-    if bg is None:
+    bg = _ADOPTED
+    if bg is None or (start is not None and start is not bg):
         return False
+    _ADOPTED = None
     bg.release(shutdown)
     if shutdown:
         _CLOSING = bg

@@ -97,7 +97,7 @@ class RayRuntime(Runtime):
         self._slots: list[str] | None = None
         t0 = time.perf_counter()
         self._owns_ray = init_ray(address, num_cpus, runtime_env=runtime_env, **init_kwargs)
-        bg = background_start() if self._owns_ray else None
+        self._background = bg = background_start() if self._owns_ray else None
         #: deployment information: how long this runtime waited for Ray (``init_s``) and, when it adopted a
         #: local instance started in the background (``cluster.start_in_background``), how long that took
         self.start_info: dict[str, Any] = {"init_s": time.perf_counter() - t0, "background": bg is not None,
@@ -295,5 +295,5 @@ class RayRuntime(Runtime):
         self._shards = [None] * self.n_shards
         if self._owns_ray and ray.is_initialized():
             # a session started in the background is shut down by its thread while this one goes on
-            if not release_background(shutdown=True):
+            if self._background is None or not release_background(self._background, shutdown=True):
                 ray.shutdown()
