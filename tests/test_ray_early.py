@@ -86,6 +86,7 @@ assert not cluster.start_in_background(num_cpus=1)  # one at a time
 rt = RayRuntime(Boundary(), num_cpus=1)
 assert rt._owns_ray and rt.start_info["background"] and rt.start_info["background_init_s"] > 0, rt.start_info
 assert ray.get(ray.remote(lambda: 7).remote()) == 7
+assert "monitor" not in ray._private.worker._global_node.all_processes  # no autoscaler for one fixed node
 rt.shutdown()
 rt2 = RayRuntime(Boundary(), num_cpus=1)  # waits for the background shutdown, then starts its own
 assert rt2._owns_ray and not rt2.start_info["background"]
