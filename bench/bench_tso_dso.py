@@ -179,8 +179,9 @@ def bench_commands(args: argparse.Namespace) -> None:
                     continue
                 walls[kind].append(wall)
                 got[kind] = wall
-                print(f"  {kind:5s} {wall:5.1f} s, of which {total.group(1) if total else '?'} s from making the runtime "
-                      f"to the end of the plots (before: Python's start, the imports, the case)"
+                made = total.group(1) if total else "?"
+                print(f"  {kind:5s} {wall:5.1f} s, of which {made} s from making the runtime to the end of the plots "
+                      f"(before: Python's start, the imports, the case)"
                       f"{'; ' + ray_line.group(1).rstrip(')') if ray_line else ''}; load average {load0} -> {_load()}")
             if "local" in got and "ray" in got:
                 pairs.append(got["ray"] / got["local"])

@@ -207,9 +207,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime
 
     Does nothing (returns False) when Ray is already initialised in this process.
     ``address``: ``None`` (and no ``RAY_ADDRESS``) starts a local instance with ``num_cpus`` CPUs
-    (default: the machine's), every server of it bound to 127.0.0.1, without the autoscaler's monitor
-    (:class:`_no_monitor`); ``"auto"`` or ``"HOST:PORT"`` joins a running cluster, shipping the project packages as ``py_modules``
-    when running from a source checkout (``runtime_env="auto"``). Joining uses token
+    (default: the machine's), every server of it bound to 127.0.0.1, without the autoscaler's
+    monitor (:class:`_no_monitor`); ``"auto"`` or ``"HOST:PORT"`` joins a running cluster, shipping
+    the project packages as ``py_modules`` when running from a source checkout
+    (``runtime_env="auto"``). Joining uses token
     authentication (``RAY_AUTH_MODE=token``) with the token Ray finds (``RAY_AUTH_TOKEN``,
     ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``); without one it is refused
     (:class:`ClusterAuthRequired`) unless ``insecure`` (``--ray-insecure``, or
