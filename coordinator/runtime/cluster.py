@@ -201,6 +201,50 @@ class _no_monitor:
             self._node.Node.__init__ = self._init
 
 
+class _raylet_first:
+    """While starting a local instance: start the raylet before waiting for the dashboard's head.
+
+    Ray 2.60 starts the dashboard's head (a Python process, started even without a dashboard) and waits
+    for it to register (1-2 s here) before it starts the raylet, which then waits for its own agents (two
+    more Python processes, 1.5-2 s) before the node registers. Nothing of the raylet's start needs the
+    dashboard's head, so here both start at once: the head is started (and waited for) right after the
+    raylet. Skipped, with a debug message, if Ray's internals differ.
+    """
+
+    def __enter__(self) -> None:
+        self._node = None
+        try:
+            from ray._private import node
+        except ImportError:  # pragma: no cover - another Ray layout
+            log.debug("ray._private.node not found: the dashboard's head starts before the raylet")
+            return
+        cls = node.Node
+        if not (callable(getattr(cls, "start_api_server", None)) and callable(getattr(cls, "start_ray_processes",
+                                                                                      None))):
+            log.debug("ray._private.node.Node differs: the dashboard's head starts before the raylet")
+            return
+        self._node, self._api, self._procs = node, cls.start_api_server, cls.start_ray_processes
+        api, procs, deferred = self._api, self._procs, {}
+
+        def start_api_server(node_self: Any, **kwargs: Any) -> Any:
+            if getattr(node_self, "head", False) and id(node_self) not in deferred:
+                deferred[id(node_self)] = kwargs  # started by start_ray_processes, after the raylet
+                return None
+            return api(node_self, **kwargs)
+
+        def start_ray_processes(node_self: Any) -> None:
+            procs(node_self)
+            kwargs = deferred.get(id(node_self))
+            if kwargs is not None:
+                api(node_self, **kwargs)
+
+        cls.start_api_server, cls.start_ray_processes = start_api_server, start_ray_processes
+
+    def __exit__(self, *exc: object) -> None:
+        if self._node is not None:
+            self._node.Node.start_api_server, self._node.Node.start_ray_processes = self._api, self._procs
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime_env: Any = "auto",
              insecure: bool | None = None, **init_kwargs: Any) -> bool:
     """Start or join Ray so that actors can import the project; returns True if it started a session here.
@@ -251,7 +295,7 @@ def _init_ray(address: str | None = None, num_cpus: int | None = None, *, runtim
             paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
             if str(root) not in paths:
                 os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
-        with _loopback(), _no_monitor():
+        with _loopback(), _no_monitor(), _raylet_first():
             ray.init(address=addr, **kwargs)
         return True
     kwargs.update(init_kwargs)
