@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import PROJECT_PACKAGES, _project_root
+from .local_instance import _loopback, _no_monitor, _raylet_first, local_instance_options
 
 __all__ = ["init_ray", "ClusterUnreachable", "ClusterAuthRequired", "ClusterUnusable", "wait_for_address",
            "token_source", "local_instance_options", "connect_timeout", "probe_nodes", "cluster_cpus",
@@ -146,105 +147,6 @@ def _join_auth(addr: str, insecure: bool | None) -> None:
     log.warning("joining the Ray cluster at %s WITHOUT token authentication (--ray-insecure)", addr)
 
 
-def local_instance_options() -> dict[str, Any]:
-    """``ray.init`` options of a local instance bound to the loopback interface (with :func:`_loopback`)."""
-    return {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
-
-
-class _loopback:
-    """While starting a local instance: Ray resolves "127.0.0.1" to the node's address, and its gRPC servers
-    listen on every interface unless the node's address is the loopback one. Ray does exactly that where
-    clusters are not supported (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``): every server of the instance
-    (GCS, raylet, object manager, workers, agents) then binds 127.0.0.1 only."""
-
-    def __enter__(self) -> None:
-        import ray._private.ray_constants as rc
-
-        self._rc, self._before = rc, rc.ENABLE_RAY_CLUSTER
-        self._env = os.environ.get(rc.ENABLE_RAY_CLUSTERS_ENV_VAR)
-        rc.ENABLE_RAY_CLUSTER = False
-        os.environ[rc.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # the instance's own processes
-
-    def __exit__(self, *exc: object) -> None:
-        self._rc.ENABLE_RAY_CLUSTER = self._before
-        if self._env is None:
-            os.environ.pop(self._rc.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
-        else:
-            os.environ[self._rc.ENABLE_RAY_CLUSTERS_ENV_VAR] = self._env
-
-
-class _no_monitor:
-    """While starting a local instance: no autoscaler monitor (``RayParams.no_monitor``, what ``ray start
-    --no-monitor`` sets; ``ray.init`` has no option for it). A local instance is one fixed node, with nothing
-    to scale; its monitor is one more Python process to start (about 0.5 s of CPU, measured on 2 busy cores
-    to lengthen ``ray.init`` by 0.4-0.7 s). Skipped, with a debug message, if Ray's internals differ."""
-
-    def __enter__(self) -> None:
-        self._node = None
-        try:
-            from ray._private import node
-        except ImportError:  # pragma: no cover - another Ray layout
-            log.debug("ray._private.node not found: the autoscaler monitor is started")
-            return
-        self._node, self._init = node, node.Node.__init__
-        init = self._init
-
-        def __init__(node_self: Any, ray_params: Any, *args: Any, **kwargs: Any) -> None:
-            if hasattr(ray_params, "no_monitor"):
-                ray_params.no_monitor = True
-            init(node_self, ray_params, *args, **kwargs)
-
-        node.Node.__init__ = __init__
-
-    def __exit__(self, *exc: object) -> None:
-        if self._node is not None:
-            self._node.Node.__init__ = self._init
-
-
-class _raylet_first:
-    """While starting a local instance: start the raylet before waiting for the dashboard's head.
-
-    Ray 2.60 starts the dashboard's head (a Python process, started even without a dashboard) and waits
-    for it to register (1-2 s here) before it starts the raylet, which then waits for its own agents (two
-    more Python processes, 1.5-2 s) before the node registers. Nothing of the raylet's start needs the
-    dashboard's head, so here both start at once: the head is started (and waited for) right after the
-    raylet. Skipped, with a debug message, if Ray's internals differ.
-    """
-
-    def __enter__(self) -> None:
-        self._node = None
-        try:
-            from ray._private import node
-        except ImportError:  # pragma: no cover - another Ray layout
-            log.debug("ray._private.node not found: the dashboard's head starts before the raylet")
-            return
-        cls = node.Node
-        if not (callable(getattr(cls, "start_api_server", None)) and callable(getattr(cls, "start_ray_processes",
-                                                                                      None))):
-            log.debug("ray._private.node.Node differs: the dashboard's head starts before the raylet")
-            return
-        self._node, self._api, self._procs = node, cls.start_api_server, cls.start_ray_processes
-        api, procs, deferred = self._api, self._procs, {}
-
-        def start_api_server(node_self: Any, **kwargs: Any) -> Any:
-            if getattr(node_self, "head", False) and id(node_self) not in deferred:
-                deferred[id(node_self)] = kwargs  # started by start_ray_processes, after the raylet
-                return None
-            return api(node_self, **kwargs)
-
-        def start_ray_processes(node_self: Any) -> None:
-            procs(node_self)
-            kwargs = deferred.get(id(node_self))
-            if kwargs is not None:
-                api(node_self, **kwargs)
-
-        cls.start_api_server, cls.start_ray_processes = start_api_server, start_ray_processes
-
-    def __exit__(self, *exc: object) -> None:
-        if self._node is not None:
-            self._node.Node.start_api_server, self._node.Node.start_ray_processes = self._api, self._procs
-
-
 def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime_env: Any = "auto",
              insecure: bool | None = None, **init_kwargs: Any) -> bool:
     """Start or join Ray so that actors can import the project; returns True if it started a session here.
@@ -341,7 +243,7 @@ class _BackgroundStart:
         self._thread.start()
 
     def _run(self) -> None:
-        import ray  # noqa: F401  (Ray registers its exit hook on import; ours, registered after, runs before it)
+        import ray  # Ray registers its exit hook on import; ours, registered after, runs before it
 
         atexit.register(self._at_exit)
         quiet = _NoSigtermWarning()
@@ -357,8 +259,6 @@ class _BackgroundStart:
         self._release.wait()
         try:
             if self._shutdown:
-                import ray
-
                 ray.shutdown()
         except Exception as exc:  # pragma: no cover - Ray's processes die with this thread anyway
             log.warning("shutting down the Ray instance started in the background: %s", exc)
