@@ -20,10 +20,14 @@ import sys
 import traceback
 from typing import Callable, NamedTuple
 
-from agents.base import InfeasibleSetup, SolveError
-from network.errors import CaseError
-from scenarios import registry
-from scenarios.runs import add_run_arguments
+from scenarios.runs import add_run_arguments, start_ray_early
+
+if __name__ == "__main__":  # a --runtime ray run starts Ray now, while the rest is imported
+    start_ray_early(sys.argv[1:])
+
+from agents.base import InfeasibleSetup, SolveError  # noqa: E402
+from network.errors import CaseError  # noqa: E402
+from scenarios import registry  # noqa: E402
 
 
 class Command(NamedTuple):

@@ -1,6 +1,7 @@
 """Benchmark of the tso-dso protocol (run by hand).
 
     python3 bench/bench_tso_dso.py pcc    [--factor 0.6] [--scenarios 20] [--runtimes local,ray] [--cpus 2] [--shards N]
+                                          [--commands R]
     python3 bench/bench_tso_dso.py levels [--levels 20] [--only 0,3] [--scenarios 20] [--schemes pcc,cm,fc]
                                           [--inexact X] [--out table.csv]
     python3 bench/bench_tso_dso.py share  [--factor 0.6] [--scenarios 20] [--oos 0]
@@ -14,7 +15,11 @@ LocalRuntime and on a RayRuntime with ``--cpus`` CPUs; reports Benders iteration
 (target <= 25), wall time (target <= 10 s; runtime start-up reported separately),
 solver time of the masters, of the TSO's real-time LPs and of the DSOs' SOCPs, the
 number of TSO<->DSO rounds, and the accuracy of the decomposed real-time costs
-against the joint SOCP on the first 5 scenarios.
+against the joint SOCP on the first 5 scenarios; the breakdown of each runtime's time
+(start, set-up with the shards' first answers, pcc, shutdown). Then (figure 5) the
+whole ``run.py tso-dso --schemes pcc --oos 0`` command, Python's start and the exit
+included, ``--commands`` times per runtime, local and ray back to back, with the load
+average of the machine.
 
 ``levels``: each scheme alone at each wind level of the sweep (no out-of-sample):
 iterations, Benders wall time (and with the final in-sample evaluation, and CPU
@@ -67,6 +72,7 @@ def bench_pcc(args: argparse.Namespace) -> None:
           f"{args.scenarios} scenarios, seed {args.seed}")
     rows = []
     for kind in args.runtimes.split(","):
+        load0 = _load()
         t0 = time.perf_counter()
         if kind == "ray":
             rt = RayRuntime(Boundary(), num_cpus=args.cpus, shards=args.shards)
@@ -76,6 +82,11 @@ def bench_pcc(args: argparse.Namespace) -> None:
         try:
             t1 = time.perf_counter()
             proto = TSODSOProtocol(rt, case, ws, cfg)
+            first = {}  # one agent per shard: its pid answers once the shard has started and loaded its agents
+            for aid in rt.agent_ids:
+                first.setdefault(rt.shard_of(aid) if kind == "ray" else 0, aid)
+            [rt.pid(a) for a in first.values()]
+            t_ready = time.perf_counter() - t1
             proto.open()
             t_open = time.perf_counter() - t1
             t2 = time.perf_counter()
@@ -84,17 +95,20 @@ def bench_pcc(args: argparse.Namespace) -> None:
             dso = rt.analyst.read_many([(d, "report") for d in proto.roles.dsos])
             tso = rt.analyst.read(proto.roles.tso, "report")
         finally:
+            t3 = time.perf_counter()
             rt.shutdown()
+            t_shutdown = time.perf_counter() - t3
         it = res.iterations
         rows.append({
             "runtime": kind, "iterations": res.n_iterations, "gap": res.gap, "converged": res.converged,
             "benders_s": res.time_s, "with_final_eval_s": t_pcc, "setup_s": t_open, "runtime_start_s": t_start,
+            "shards_ready_s": t_ready, "shutdown_s": t_shutdown,
             "master_s": float(it["master_time_s"].sum()), "rt_lp_s": tso["lp_time"], "rt_lps": tso["lp_solves"],
             "dso_socp_s": sum(r["solve_time"] for r in dso), "dso_socps": sum(r["n_solves"] for r in dso),
             "rounds": int(it["inner_rounds"].sum()), "messages": len(rt.boundary.records),
             "welfare": float(res.in_sample.welfare.mean()), "objective": res.upper,
             "end_to_end_s": t_start + t_open + t_pcc,
-            "shards": getattr(rt, "n_shards", None),
+            "shards": getattr(rt, "n_shards", None), "load": f"{load0} -> {_load()}",
         })
         j = joint_rt(case, market_from_case(case, ws), res.x, ws.in_sample[:, :5], ws.farm_ids)
         rel = np.abs(res.in_sample.rt_cost[:5] - j["cost"]) / np.maximum(1, np.abs(j["cost"]))
@@ -111,12 +125,72 @@ def bench_pcc(args: argparse.Namespace) -> None:
         print(f"  TSO<->DSO rounds {r['rounds']}, messages {r['messages']}, expected welfare {r['welfare']:.2f} $, "
               f"decomposed vs joint SOCP (5 scenarios) {r['joint_rel_diff']:.1e}")
         print(f"  end to end (runtime start + set-up + pcc with its final evaluation) {r['end_to_end_s']:.1f} s"
-              + (f" on {r['shards']} shard(s)" if r["shards"] else ""))
+              + (f" on {r['shards']} shard(s)" if r["shards"] else "") + f"; load average {r['load']}")
+        print(f"  breakdown: start {r['runtime_start_s']:.1f} s, set-up {r['setup_s']:.1f} s (of which the shards' "
+              f"first answers {r['shards_ready_s']:.1f} s: their processes start and import the agents' modules), "
+              f"pcc {r['with_final_eval_s']:.1f} s; then shutdown {r['shutdown_s']:.1f} s")
     local = [r for r in rows if r["runtime"] == "local"]
     for r in rows:
         if local and r["runtime"] == "ray":
-            print(f"\nfigure 5: ray / local end to end = {r['end_to_end_s']:.1f} / {local[0]['end_to_end_s']:.1f} s "
-                  f"= {r['end_to_end_s'] / local[0]['end_to_end_s']:.2f} (target <= 1.5)")
+            print(f"\nin process: ray / local end to end = {r['end_to_end_s']:.1f} / {local[0]['end_to_end_s']:.1f} s "
+                  f"= {r['end_to_end_s'] / local[0]['end_to_end_s']:.2f} (without Python's start, the imports and "
+                  f"the case, which are the same for both)")
+    if args.commands:
+        bench_commands(args)
+
+
+def _load() -> str:
+    """The 1-minute load average (the machine is shared: every figure is printed with it)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def bench_commands(args: argparse.Namespace) -> None:
+    """Figure 5: the whole command ``run.py tso-dso --schemes pcc --oos 0`` (Python's start, the imports, the
+    case, the run, its tables and plots, the exit) on each runtime, ``--commands`` times, local and ray
+    back to back."""
+    import re
+    import statistics
+    import subprocess
+
+    kinds = args.runtimes.split(",")
+    walls: dict[str, list[float]] = {k: [] for k in kinds}
+    pairs = []
+    print(f"\nthe whole command, {args.commands} time(s) per runtime, back to back: python3 run.py tso-dso "
+          f"--scenarios {args.scenarios} --oos 0 --schemes pcc --wind-factor {args.factor} --seed {args.seed} "
+          f"--runtime ...")
+    with tempfile.TemporaryDirectory(prefix="bench-fig5-") as tmp:
+        for i in range(args.commands):
+            got = {}
+            for kind in kinds:
+                cmd = [sys.executable, str(ROOT / "run.py"), "tso-dso", "--scenarios", str(args.scenarios), "--oos",
+                       "0", "--schemes", "pcc", "--wind-factor", str(args.factor), "--seed", str(args.seed),
+                       "--runtime", kind, "--out", str(Path(tmp) / f"{kind}-{i}")]
+                load0 = _load()
+                t0 = time.perf_counter()
+                p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+                wall = time.perf_counter() - t0
+                total = re.search(r"total ([0-9.]+) s on the", p.stdout)
+                ray_line = re.search(r"(Ray started in the background[^;\n]*)", p.stdout)
+                if p.returncode != 0:
+                    print(f"  {kind}: exit status {p.returncode}: {p.stderr.strip().splitlines()[-1:]}")
+                    continue
+                walls[kind].append(wall)
+                got[kind] = wall
+                made = total.group(1) if total else "?"
+                print(f"  {kind:5s} {wall:5.1f} s, of which {made} s from making the runtime to the end of the plots "
+                      f"(before: Python's start, the imports, the case)"
+                      f"{'; ' + ray_line.group(1).rstrip(')') if ray_line else ''}; load average {load0} -> {_load()}")
+            if "local" in got and "ray" in got:
+                pairs.append(got["ray"] / got["local"])
+                print(f"  round {i + 1}: ray / local = {pairs[-1]:.2f}")
+    if pairs:
+        med = {k: statistics.median(v) for k, v in walls.items() if v}
+        print(f"\nfigure 5 (whole command): median local {med.get('local', float('nan')):.1f} s, ray "
+              f"{med.get('ray', float('nan')):.1f} s; ray / local per round {', '.join(f'{x:.2f}' for x in pairs)}, "
+              f"median {statistics.median(pairs):.2f} (target <= 1.5)")
 
 
 def bench_levels(args: argparse.Namespace) -> None:
@@ -272,6 +346,9 @@ def main() -> None:
     a.add_argument("--runtimes", default="local,ray")
     a.add_argument("--cpus", type=int, default=2)
     a.add_argument("--shards", type=int, default=None, help="ray: shard actors (default: one per CPU)")
+    a.add_argument("--commands", type=int, default=1, metavar="R",
+                   help="also time the whole run.py tso-dso command R times per runtime, back to back (figure 5; "
+                        "0: not)")
     a.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("levels")
     c.add_argument("--levels", type=int, default=20)

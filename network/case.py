@@ -12,15 +12,17 @@ Units and sign conventions are in :mod:`network.model`.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 
 from .elements import (F_LOADS, F_META, F_OWNERS, F_PROFILES, F_UNITS, ROLES, TRANSMISSION, Load, MeterLocation, Owner,
                        ReadOnlyDict, Unit, _unique)
 from .errors import CaseError
 from .grids import Feeder, TransmissionGrid
+
+if TYPE_CHECKING:  # pandas is imported where a case is made: a process that only unpickles feeders skips it
+    import pandas as pd
 
 
 class Case:
@@ -60,6 +62,8 @@ class Case:
                                      or declared != int(declared) or declared < 1):
             raise CaseError(f"horizon must be a positive whole number of periods, got {declared!r}", file=F_META,
                             column="parameters.horizon")
+        import pandas as pd
+
         if profiles is None:
             profiles = pd.DataFrame(index=pd.RangeIndex(int(self.parameters.get("horizon", 1)), name="hour"))
         self.profiles = profiles.copy()
@@ -70,6 +74,8 @@ class Case:
 
     # ---------------------------------------------------------------- validation
     def _validate(self) -> None:
+        import pandas as pd
+
         _unique(self.owners, file=F_OWNERS, column="owner_id")
         _unique(self.units, file=F_UNITS, column="unit_id")
         _unique(self.loads, file=F_LOADS, column="load_id")

@@ -84,6 +84,44 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                                           "from its last snapshot and the deliveries since (default: 10)")
 
 
+#: scenarios whose run makes one Ray runtime in this process with the default options (no address, the
+#: machine's CPUs): with ``--runtime ray`` their local Ray instance is started in the background as soon as
+#: the command line is read (:func:`start_ray_early`)
+RAY_EARLY = ("tso-dso", "tes-day")
+#: set to 0 to start Ray only when the runtime is made (to measure what the early start saves)
+RAY_EARLY_ENV = "TDMARKET_RAY_EARLY"
+
+
+def start_ray_early(argv: list[str]) -> bool:
+    """Start a local Ray instance in the background if ``argv`` runs one of :data:`RAY_EARLY` with
+    ``--runtime ray``, no ``--ray-address``, no ``RAY_ADDRESS`` and no ``--help``.
+
+    Starting Ray takes seconds (its GCS, raylet, dashboard and agents start one after the other); started
+    here, before the scenario's modules are imported and its case loaded, it runs meanwhile, and the
+    ``RayRuntime`` made later adopts it (``coordinator.runtime.cluster.start_in_background``). Reads the
+    words only (before argparse, which needs the heavy imports): a command line it misreads starts Ray when
+    it is made, as without this. Returns True if it started one.
+    """
+    if os.environ.get(RAY_EARLY_ENV, "1").strip() == "0" or os.environ.get("RAY_ADDRESS"):
+        return False
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or words[0] not in RAY_EARLY:
+        return False
+    runtime = None
+    for i, a in enumerate(argv):
+        if a in ("-h", "--help") or a == "--ray-address" or a.startswith("--ray-address="):
+            return False
+        if a == "--runtime" and i + 1 < len(argv):
+            runtime = argv[i + 1]
+        elif a.startswith("--runtime="):
+            runtime = a.split("=", 1)[1]
+    if runtime != "ray":
+        return False
+    from coordinator.runtime.cluster import start_in_background
+
+    return start_in_background()
+
+
 # ------------------------------------------------------------------ atomic writes
 
 #: the mode of every file in a run folder (before the umask): readable by all, written by the owner

@@ -7,19 +7,28 @@ node: one small task per alive node imports the project there. A node that canno
 code, or a cluster whose authentication does not match the driver's (Ray then cancels every actor
 creation), ends with :class:`ClusterUnusable`, one line naming the cause, instead of actors dying
 one after another. All three are ``ConnectionError``: the CLIs print one line and exit with status 1.
+
+A local instance can be started in the background (:func:`start_in_background`) while the driver imports
+its modules and loads its case; the next :func:`init_ray` for a local instance adopts it.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from .base import PROJECT_PACKAGES, _project_root
+from .local_instance import _loopback, _no_monitor, _raylet_first, local_instance_options
 
 __all__ = ["init_ray", "ClusterUnreachable", "ClusterAuthRequired", "ClusterUnusable", "wait_for_address",
-           "token_source", "local_instance_options", "connect_timeout", "probe_nodes", "cluster_cpus"]
+           "token_source", "local_instance_options", "connect_timeout", "probe_nodes", "cluster_cpus",
+           "start_in_background", "background_start", "release_background"]
 log = logging.getLogger(__name__)
 
 #: seconds to wait for a cluster's address to answer before giving up (``TDMARKET_RAY_TIMEOUT`` overrides)
@@ -138,47 +147,38 @@ def _join_auth(addr: str, insecure: bool | None) -> None:
     log.warning("joining the Ray cluster at %s WITHOUT token authentication (--ray-insecure)", addr)
 
 
-def local_instance_options() -> dict[str, Any]:
-    """``ray.init`` options of a local instance bound to the loopback interface (with :func:`_loopback`)."""
-    return {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
-
-
-class _loopback:
-    """While starting a local instance: Ray resolves "127.0.0.1" to the node's address, and its gRPC servers
-    listen on every interface unless the node's address is the loopback one. Ray does exactly that where
-    clusters are not supported (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``): every server of the instance
-    (GCS, raylet, object manager, workers, agents) then binds 127.0.0.1 only."""
-
-    def __enter__(self) -> None:
-        import ray._private.ray_constants as rc
-
-        self._rc, self._before = rc, rc.ENABLE_RAY_CLUSTER
-        self._env = os.environ.get(rc.ENABLE_RAY_CLUSTERS_ENV_VAR)
-        rc.ENABLE_RAY_CLUSTER = False
-        os.environ[rc.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # the instance's own processes
-
-    def __exit__(self, *exc: object) -> None:
-        self._rc.ENABLE_RAY_CLUSTER = self._before
-        if self._env is None:
-            os.environ.pop(self._rc.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
-        else:
-            os.environ[self._rc.ENABLE_RAY_CLUSTERS_ENV_VAR] = self._env
-
-
 def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime_env: Any = "auto",
              insecure: bool | None = None, **init_kwargs: Any) -> bool:
     """Start or join Ray so that actors can import the project; returns True if it started a session here.
 
     Does nothing (returns False) when Ray is already initialised in this process.
     ``address``: ``None`` (and no ``RAY_ADDRESS``) starts a local instance with ``num_cpus`` CPUs
-    (default: the machine's), every server of it bound to 127.0.0.1; ``"auto"`` or
-    ``"HOST:PORT"`` joins a running cluster, shipping the project packages as ``py_modules``
-    when running from a source checkout (``runtime_env="auto"``). Joining uses token
+    (default: the machine's), every server of it bound to 127.0.0.1, without the autoscaler's
+    monitor (:class:`_no_monitor`); ``"auto"`` or ``"HOST:PORT"`` joins a running cluster, shipping
+    the project packages as ``py_modules`` when running from a source checkout
+    (``runtime_env="auto"``). Joining uses token
     authentication (``RAY_AUTH_MODE=token``) with the token Ray finds (``RAY_AUTH_TOKEN``,
     ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``); without one it is refused
     (:class:`ClusterAuthRequired`) unless ``insecure`` (``--ray-insecure``, or
     ``TDMARKET_RAY_INSECURE=1`` when ``insecure`` is None).
+
+    A local instance being started by :func:`start_in_background` with the same ``num_cpus`` (and no
+    other option) is waited for and adopted: the result is the background start's (its error is
+    raised here). A background start that does not match is waited for and shut down first.
     """
+    _wait_closing()
+    bg = _adopt_background(address, num_cpus, init_kwargs)
+    if bg is not None:
+        return bg
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():  # an adopted start whose session was shut down by ray.shutdown()
+        release_background()
+    return _init_ray(address, num_cpus, runtime_env=runtime_env, insecure=insecure, **init_kwargs)
+
+
+def _init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime_env: Any = "auto",
+              insecure: bool | None = None, **init_kwargs: Any) -> bool:
+    """:func:`init_ray` itself (without adopting a background start)."""
     import ray
 
     if ray.is_initialized():
@@ -197,7 +197,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime
             paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
             if str(root) not in paths:
                 os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
-        with _loopback():
+        with _loopback(), _no_monitor(), _raylet_first():
             ray.init(address=addr, **kwargs)
         return True
     kwargs.update(init_kwargs)
@@ -218,6 +218,173 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, *, runtime
         ray.shutdown()
         raise
     return True
+
+
+# --------------------------------------------------------------------------- background start
+class _BackgroundStart:
+    """A local instance started by :func:`_init_ray` in a thread of its own.
+
+    The thread stays alive until the session is shut down (:func:`release_background`): Ray starts its
+    processes (GCS, raylet, dashboard, monitors) with ``PR_SET_PDEATHSIG`` so that they die with their
+    parent, and on Linux the parent is the *thread* that started them, not the process.
+    """
+
+    def __init__(self, num_cpus: int | None) -> None:
+        self.num_cpus = num_cpus
+        self.owned = False
+        self.error: BaseException | None = None
+        self.started = time.perf_counter()
+        self.ready_at: float | None = None
+        self._ready = threading.Event()
+        self._release = threading.Event()
+        self._done = threading.Event()
+        self._shutdown = False
+        self._thread = threading.Thread(target=self._run, name="tdmarket-ray-start", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import ray  # Ray registers its exit hook on import; ours, registered after, runs before it
+
+        atexit.register(self._at_exit)
+        quiet = _NoSigtermWarning()
+        logging.getLogger("ray._private.worker").addFilter(quiet)
+        try:
+            self.owned = _init_ray(None, self.num_cpus)
+        except BaseException as exc:  # re-raised in the thread that adopts this start
+            self.error = exc
+        finally:
+            logging.getLogger("ray._private.worker").removeFilter(quiet)
+            self.ready_at = time.perf_counter()
+            self._ready.set()
+        self._release.wait()
+        try:
+            if self._shutdown:
+                ray.shutdown()
+        except Exception as exc:  # pragma: no cover - Ray's processes die with this thread anyway
+            log.warning("shutting down the Ray instance started in the background: %s", exc)
+        finally:
+            self._done.set()
+
+    @property
+    def seconds(self) -> float | None:
+        """How long ``ray.init`` took in the background (None while it runs)."""
+        return None if self.ready_at is None else self.ready_at - self.started
+
+    def wait(self) -> bool:
+        """Wait for the start; its ``init_ray`` result, or its error raised here."""
+        self._ready.wait()
+        if self.error is not None:
+            raise self.error
+        return self.owned
+
+    def release(self, shutdown: bool = False) -> None:
+        """Let the thread end; with ``shutdown``, after it has run ``ray.shutdown()`` (while the caller goes on)."""
+        self._shutdown = shutdown
+        self._release.set()
+
+    def join(self, timeout: float | None = 60.0) -> None:
+        """Wait for a shutdown handed to the thread by :meth:`release` (no wait if it was not released)."""
+        if self._release.is_set():
+            self._done.wait(timeout)
+
+    def _at_exit(self) -> None:
+        """Before Ray's exit hook (``ray.shutdown``): let a start or a shutdown in this thread finish."""
+        self._ready.wait(60.0)
+        self.join()
+
+
+class _NoSigtermWarning(logging.Filter):
+    """Ray warns that it set no SIGTERM handler when ``ray.init`` runs outside the main thread;
+    :func:`start_in_background` sets the same handler in the main thread."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+_PENDING: _BackgroundStart | None = None  # started, not adopted yet
+_ADOPTED: _BackgroundStart | None = None  # adopted: its thread lives until release_background()
+_CLOSING: _BackgroundStart | None = None  # released with a shutdown to run in its thread
+_LOCK = threading.Lock()
+
+
+def start_in_background(num_cpus: int | None = None) -> bool:
+    """Start a local Ray instance (as :func:`init_ray` ``(None, num_cpus)`` does) in a background thread.
+
+    For a driver that has its own imports and set-up to do before it needs Ray: the next
+    :func:`init_ray` for a local instance (a :class:`~coordinator.runtime.ray.RayRuntime`) waits for this
+    start and adopts it. Does nothing (returns False) when Ray is initialised already, when one is being
+    started, or when ``RAY_ADDRESS`` names a cluster to join. Call it from the main thread: it sets the
+    SIGTERM handler Ray sets when ``ray.init`` runs there (exit, so that Ray's exit hook shuts it down).
+    """
+    global _PENDING
+    _wait_closing()
+    ray = sys.modules.get("ray")
+    if os.environ.get("RAY_ADDRESS") or (ray is not None and ray.is_initialized()):
+        return False
+    with _LOCK:
+        if _PENDING is not None:
+            return False
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        _PENDING = _BackgroundStart(num_cpus)
+    return True
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(signum)
+
+
+def background_start() -> _BackgroundStart | None:
+    """The background start adopted by the current session, or None (deployment information)."""
+    return _ADOPTED
+
+
+def _adopt_background(address: str | None, num_cpus: int | None, init_kwargs: dict) -> bool | None:
+    """The result of a pending background start if it matches the call, else None (it is then shut down)."""
+    global _PENDING, _ADOPTED
+    with _LOCK:
+        bg, _PENDING = _PENDING, None
+    if bg is None:
+        return None
+    local = (address or os.environ.get("RAY_ADDRESS") or "local") == "local"
+    if local and not init_kwargs and (num_cpus is None or num_cpus == bg.num_cpus):
+        _ADOPTED = bg
+        return bg.wait()
+    try:
+        if bg.wait():
+            import ray
+
+            ray.shutdown()
+    except Exception as exc:  # its failure is not this call's
+        log.debug("the background Ray start (not used) failed: %s", exc)
+    finally:
+        bg.release()
+    log.info("a local Ray instance started in the background did not match init_ray(%r, %r, %s): shut down",
+             address, num_cpus, sorted(init_kwargs))
+    return None
+
+
+def release_background(start: _BackgroundStart | None = None, shutdown: bool = False) -> bool:
+    """Let the thread of the adopted background start (``start``, if given, must be it) end: after
+    ``ray.shutdown()``, or, with ``shutdown``, running ``ray.shutdown()`` itself while the caller goes on
+    (the next start in this process, and the exit, wait for it). Returns False if there was none."""
+    global _ADOPTED, _CLOSING
+    bg = _ADOPTED
+    if bg is None or (start is not None and start is not bg):
+        return False
+    _ADOPTED = None
+    bg.release(shutdown)
+    if shutdown:
+        _CLOSING = bg
+    return True
+
+
+def _wait_closing() -> None:
+    """Wait for a ``ray.shutdown()`` handed to a background thread (before Ray is started again)."""
+    global _CLOSING
+    bg, _CLOSING = _CLOSING, None
+    if bg is not None:
+        bg.join()
 
 
 class ClusterUnusable(ConnectionError):

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import time
 from typing import Any
 
 from ..boundary import Boundary
 from ..messages import Message
 from ..schema import Ticket
 from .base import Runtime
-from .cluster import (ClusterAuthRequired, ClusterUnreachable, ClusterUnusable, cluster_cpus, init_ray,
-                      local_instance_options, token_source, wait_for_address)
+from .cluster import (ClusterAuthRequired, ClusterUnreachable, ClusterUnusable, background_start, cluster_cpus,
+                      init_ray, local_instance_options, release_background, token_source, wait_for_address)
 from .errors import HostCrashed, HostError, _label
 from .shard import ShardHost, unpack_error, unpack_ok
 from .snapshots import SnapshotLog
@@ -94,7 +95,13 @@ class RayRuntime(Runtime):
         self.snapshots = SnapshotLog(snapshot_every)
         self._actor_options = {"max_restarts": 0, "max_task_retries": 0, **(actor_options or {})}
         self._slots: list[str] | None = None
+        t0 = time.perf_counter()
         self._owns_ray = init_ray(address, num_cpus, runtime_env=runtime_env, **init_kwargs)
+        self._background = bg = background_start() if self._owns_ray else None
+        #: deployment information: how long this runtime waited for Ray (``init_s``) and, when it adopted a
+        #: local instance started in the background (``cluster.start_in_background``), how long that took
+        self.start_info: dict[str, Any] = {"init_s": time.perf_counter() - t0, "background": bg is not None,
+                                           "background_init_s": bg.seconds if bg is not None else None}
         env = os.environ.get(SHARDS_ENV, "").strip()
         self.n_shards = int(shards) if shards is not None else int(env) if env.isdigit() and int(env) > 0 \
             else cluster_cpus()
@@ -287,4 +294,6 @@ class RayRuntime(Runtime):
                     pass
         self._shards = [None] * self.n_shards
         if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
+            # a session started in the background is shut down by its thread while this one goes on
+            if self._background is None or not release_background(self._background, shutdown=True):
+                ray.shutdown()

@@ -149,8 +149,18 @@ def run(args: argparse.Namespace) -> int:
         console.print(bench.to_string(index=False))
     from coordinator.solves import summary as solves_summary
     console.print(solves_summary(level.solves) + " (solves.parquet)")
-    console.print(f"total {time.perf_counter() - t0:.1f} s on the {args.runtime} runtime; run folder: {folder.path}")
+    console.print(f"total {time.perf_counter() - t0:.1f} s on the {args.runtime} runtime{_ray_start(runtime)}; "
+                  f"run folder: {folder.path}")
     return 0 if all(r.converged for r in level.schemes.values()) else 1
+
+
+def _ray_start(runtime: Any) -> str:
+    """How long Ray took to start, when it was started in the background (``start_ray_early``)."""
+    info = getattr(runtime, "start_info", None) or {}
+    if not info.get("background"):
+        return ""
+    return (f" (Ray started in the background in {info['background_init_s']:.1f} s, {info['init_s']:.1f} s of it "
+            f"waited for)")
 
 
 __all__ = ["add_arguments", "run", "run_level", "NAME", "SWEEP_NAME", "SCHEMES"]
