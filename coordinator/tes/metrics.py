@@ -125,20 +125,27 @@ def exploitability(agent: str, offers: Offers, solve: Solve, cost: Mapping[str, 
                    floor: float, owner: Mapping[str, str], grid: tuple[float, ...] = EXPLOIT_GRID,
                    actual: Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
     """Best unilateral markup deviation of ``agent`` (others fixed): {"gain", "best_markup", "profit",
-    "unsolved"}. A deviation whose re-solve fails (:class:`agents.base.SolveError`, e.g. the tie-break QP
+    "unsolved"}. ``best_markup`` is the grid markup of the best offer: the actual offer's own markup when
+    no deviation gains and the actual offer is ``clip(c + m, floor, cap)`` for an m of the grid (NaN when
+    no deviation gains and the actual offer is off the grid). A deviation whose re-solve fails (:class:`agents.base.SolveError`, e.g. the tie-break QP
     of tied offers) is left out and counted in ``unsolved`` (the gain is then over the others)."""
     from agents.base import SolveError
 
     base = solve(offers) if actual is None else actual
     p0 = profit_of(agent, offers, base, cost, owner)
     best, best_m, unsolved = p0, float("nan"), 0
+    actual_m = float("nan")  # the grid markup that gives the actual offer, if one does
     seen: set[bytes] = set()
     for m in grid:
         dev = {u: ((np.clip(cost[u] + m, floor, _a(cap)), _a(q)) if owner.get(u) == agent else (p, q))
                for u, (p, q) in offers.items()}
         key = b"".join(dev[u][0].tobytes() for u in sorted(offers) if owner.get(u) == agent)
-        if key in seen or all(np.array_equal(dev[u][0], _a(offers[u][0])) for u in offers if owner.get(u) == agent):
-            continue  # the actual offer (profit p0) or a deviation already solved (markups clipped to the cap)
+        if all(np.array_equal(dev[u][0], _a(offers[u][0])) for u in offers if owner.get(u) == agent):
+            if np.isnan(actual_m):  # the actual offer (profit p0): not re-solved
+                actual_m = float(m)
+            continue
+        if key in seen:
+            continue  # a deviation already solved (markups clipped to the cap)
         seen.add(key)
         try:
             pm = profit_of(agent, dev, solve(dev), cost, owner)
@@ -147,6 +154,8 @@ def exploitability(agent: str, offers: Offers, solve: Solve, cost: Mapping[str, 
             continue
         if pm > best + 1e-9:
             best, best_m = pm, float(m)
+    if np.isnan(best_m):  # no deviation gains: the best markup is the actual one when it is on the grid
+        best_m = actual_m
     return {"gain": best - p0, "best_markup": best_m, "profit": p0, "unsolved": unsolved}
 
 
