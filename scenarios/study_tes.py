@@ -21,7 +21,8 @@ A study file (TOML)::
     recency = 0.05
 
 Writes, in a run folder: ``days.parquet`` (per day: protocol figures and the market metrics),
-``agents.parquet`` (per day and DER manager: markup, Lerner, profit, RSI, exploitability),
+``agents.parquet`` (per day and DER manager: markup, the markup its strategy played ``markup_played``,
+Lerner, profit, RSI, exploitability and the analyst's best markup),
 ``markups.png``, ``metrics.png``; ``--resume`` goes on from the last finished day.
 With ``days_from = "generator"`` each day's load, LMP, PV and wind come from
 :class:`scenarios.days.DayGenerator`; each agent holds only its own part of the days (its private
@@ -154,6 +155,8 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
                         "protocol_s": res.wall_time_s, "benchmarks_s": res.timings.get("benchmarks_s", float("nan")),
                         "metrics_s": time.perf_counter() - tm,
                         **day_inputs(model.case_of(res.day))}
+                played = {p.agent_id: p.markup for p in model.participants if p.role == "der_manager"}
+                rows = [r | {"markup_played": played.get(r["agent"], float("nan"))} for r in rows]
                 day_rows.append(day)
                 agent_rows += rows
                 folder.write_parquet("days.parquet", pd.DataFrame(day_rows))
@@ -197,10 +200,16 @@ def write_plots(folder: Any, days: pd.DataFrame, agents: pd.DataFrame) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for a, g in agents.groupby("agent"):
-        axes[0].plot(g["day"], g["markup"], label=a)
+        line, = axes[0].plot(g["day"], g["markup_played"] if "markup_played" in g else g["markup"], label=a)
         if "exploitability" in g:
-            axes[1].plot(g["day"], g["exploitability"], marker=".", label=a)
-    axes[0].set(xlabel="day", ylabel="markup ($/kWh)", title="markups (learning curves)")
+            ex = g.dropna(subset=["exploitability"])
+            if "best_markup" in ex and len(agents["agent"].unique()) == 1:
+                axes[0].plot(ex["day"], ex["best_markup"], "x", color="k", label="analyst's best response")
+            axes[1].plot(ex["day"], ex["exploitability"], marker=".", lw=0.5, color=line.get_color(), alpha=0.5)
+            k = max(1, len(ex) // 6)
+            axes[1].plot(ex["day"], ex["exploitability"].rolling(k, min_periods=1).mean(), color=line.get_color(),
+                         label=f"{a} (rolling mean of {k})")
+    axes[0].set(xlabel="day", ylabel="markup ($/kWh)", title="markups played (learning curves)")
     axes[1].set(xlabel="day", ylabel="$", title="exploitability")
     axes[0].legend(), axes[1].legend()
     fig.tight_layout()
