@@ -211,7 +211,9 @@ def write_plots(folder: Any, days: pd.DataFrame, agents: pd.DataFrame) -> None:
                          label=f"{a} (rolling mean of {k})")
     axes[0].set(xlabel="day", ylabel="markup ($/kWh)", title="markups played (learning curves)")
     axes[1].set(xlabel="day", ylabel="$", title="exploitability")
-    axes[0].legend(), axes[1].legend()
+    for ax in axes[:2]:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     folder.write_png("markups.png", fig)
     plt.close(fig)
