@@ -23,7 +23,12 @@ weighted by energy. Units: kW (= kWh per hourly slot), $/kWh, $.
 The re-solves (competitive benchmark, exploitability) are the load aggregator's problem solved by the
 analyst on its own copy of the load aggregator, without the network limits (the unconstrained market;
 the network is left out for speed, and the day's values are re-solved on the same model so that the
-comparisons are like for like).
+comparisons are like for like). With ``network`` (a study's ``exploitability_network = true``) they keep
+the operator's LinDist3Flow limits inside (the centralized benchmark's model, which the decomposed market
+converges to): slower (seconds per re-solve), but the game the sellers play. Where the limits bind the two
+differ: on ``tes_feeder`` the limits cap the main grid's import in the peak hours, so a high markup loses
+fewer sales than the unconstrained market says (generated day 12: profit at a markup of 0.14 $/kWh 180 $
+with the limits, 124 $ without; the best markup 0.08 either way but 0.08-0.14 within 8 % with the limits).
 """
 from __future__ import annotations
 
@@ -189,7 +194,7 @@ def retail_margin(sol: Any) -> float:
 
 
 def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
-                    grid: tuple[float, ...] = EXPLOIT_GRID, market: Any = None
+                    grid: tuple[float, ...] = EXPLOIT_GRID, market: Any = None, network: Any = None
                     ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """(the day's row, one row per DER manager) of a ``tes`` :class:`DayResult` on ``case`` (the day's).
 
@@ -197,7 +202,8 @@ def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
     problems reused across days); default: a new one. The day's own schedule in the re-solve model is
     ``res.unconstrained`` when the protocol computed it (the same problem: these offers, no cuts).
     The row has the analyst's times: ``metrics_resolve_s`` (the competitive re-solve and the day's
-    schedule) and ``exploitability_s``.
+    schedule) and ``exploitability_s``. ``network``: the operator's limits as constraints
+    (:func:`coordinator.tes.analysis.network_constraints`) kept in every re-solve; default: left out.
     """
     import time
 
@@ -213,11 +219,15 @@ def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
     cap = np.maximum(_param(case, "der_price_cap_floor"), lmp)
     floor = _param(case, "der_price_min")
     la = market if market is not None else make_agents(case, config)["load_aggregator"]
-    solve_full = la.solve
+
+    def solve_full(o: Offers, cuts: tuple = ()) -> Any:
+        return la.solve(o, cuts=cuts, network=network)
+
     der_units = {u for u, o in owner.items() if o in roles.der_managers}
     offers = res.offers
     t0 = time.perf_counter()
-    actual = res.unconstrained if res.unconstrained is not None else solve_full(offers, cuts=())
+    actual = (res.unconstrained if res.unconstrained is not None and network is None
+              else solve_full(offers, cuts=()))
     comp = solve_full(competitive_offers(offers, cost, cap, floor, der_units), cuts=())
     t_resolve, t_exploit = time.perf_counter() - t0, 0.0
     w_a, w_c = welfare(actual, cost, lmp, mg_unit.id), welfare(comp, cost, lmp, mg_unit.id)
