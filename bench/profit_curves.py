@@ -3,12 +3,17 @@
     python3 bench/profit_curves.py --case tes_feeder --days 120 [--step 0.005] [--cap 0.16] [--agents DERM]
                                    [--seed 0] [--out results/curves-tes_feeder]
     python3 bench/profit_curves.py --managers 3 --agents DER1 ...    # tes_oligopoly3 on tes_feeder's days
+    python3 bench/profit_curves.py --network --every 3 --analyst-grid ...  # the game with the network limits
 
 For each generated day (``scenarios/days.py``, seeded like the studies) every DER manager offers at
 marginal cost; then, for each listed agent and each markup m of the grid 0, step, ..., cap ($/kWh), the
 analyst re-solves the unconstrained market (the metrics' model: the load aggregator without the network
 limits) with that agent's units at ``clip(c + m, floor, cap_t)`` and its rivals at their competitive
-offers, and records the agent's profit ($, paid as bid). With one DER manager (a monopoly against the
+offers, and records the agent's profit ($, paid as bid). ``--network``: the re-solves keep the network
+limits (the LA problem with the operator's LinDist3Flow limits inside, the centralized benchmark's model,
+which the decomposed market converges to): the game the sellers actually play, where the metrics' default
+re-solves leave the limits out; ``--every K``: the curves of every K-th day only; ``--analyst-grid``: the
+markups of the analyst's exploitability grid instead of ``--step``. With one DER manager (a monopoly against the
 main grid) this is the day's whole game: the learner's reward of each arm, whatever it played before.
 With rivals it is the unilateral market power of each agent (its best markup against competitive
 rivals). Also writes, per day and hour, the competitive schedule: demand, main-grid purchases, DER
@@ -31,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coordinator.boundary import Boundary  # noqa: E402
 from coordinator.runtime import LocalRuntime  # noqa: E402
 from coordinator.simulation import TESMarketModel  # noqa: E402
-from coordinator.tes.metrics import competitive_offers, profit_of  # noqa: E402
-from coordinator.tes.setup import Roles, _param  # noqa: E402
+from coordinator.tes.analysis import network_constraints  # noqa: E402
+from coordinator.tes.metrics import EXPLOIT_GRID, competitive_offers, profit_of  # noqa: E402
+from coordinator.tes.setup import Roles, _param, make_agents  # noqa: E402
 from scenarios.build_tes_competition import oligopoly_case, split_profiles  # noqa: E402
 from scenarios.days import DayGenerator  # noqa: E402
 from scenarios.registry import load_case  # noqa: E402
@@ -50,6 +56,9 @@ def main() -> int:
     ap.add_argument("--cap", type=float, default=0.16, help="largest markup of the grid ($/kWh)")
     ap.add_argument("--agents", nargs="*", default=None, help="DER managers to sweep (default: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--network", action="store_true", help="re-solve with the network limits inside")
+    ap.add_argument("--every", type=int, default=1, help="curves of every K-th day")
+    ap.add_argument("--analyst-grid", action="store_true", help="the analyst's exploitability grid")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     if a.managers is not None:
@@ -68,7 +77,8 @@ def main() -> int:
                            network_reports=False)
     roles = Roles.of(case)
     agents = a.agents or list(roles.der_managers)
-    grid = np.round(np.arange(0, a.cap + 1e-9, a.step), 6)
+    grid = (np.asarray(EXPLOIT_GRID) if a.analyst_grid else np.round(np.arange(0, a.cap + 1e-9, a.step), 6))
+    net = network_constraints(make_agents(case, config)["operator"]) if a.network else None
     rows, hours = [], []
     t0 = time.perf_counter()
     for d in range(a.days):
@@ -84,7 +94,7 @@ def main() -> int:
         floor = _param(day_case, "der_price_min")
         la = model.protocol.analyst.market()
         comp = competitive_offers(res.offers, cost, cap, floor, set(owner))
-        sol = la.solve(comp, cuts=())
+        sol = la.solve(comp, cuts=(), network=net)
         demand = np.sum([np.asarray(v, float) for v in sol.loads.values()], axis=0)
         below = sum(np.where(comp[u][0] < lmp - 1e-9, np.minimum(comp[u][1], 1e12), 0.0) for u in owner)
         der = sum(np.asarray(sol.purchases[u], float) for u in owner)
@@ -93,11 +103,11 @@ def main() -> int:
                           "grid_kw": float(sol.purchases[mg.id][t]), "der_kw": der[t],
                           "der_capacity_below_lmp_kw": below[t],
                           "der_capacity_kw": float(sum(np.minimum(comp[u][1][t], 1e12) for u in owner))})
-        for ag in agents:
+        for ag in (agents if d % a.every == 0 else []):
             for m in grid:
                 dev = {u: ((np.clip(cost[u] + m, floor, cap), q) if owner.get(u) == ag else (p, q))
                        for u, (p, q) in comp.items()}
-                s = la.solve(dev, cuts=())
+                s = la.solve(dev, cuts=(), network=net)
                 rows.append({"day": d, "agent": ag, "markup": float(m),
                              "profit": profit_of(ag, dev, s.purchases, cost, owner),
                              "energy_kwh": float(sum(np.sum(s.purchases[u]) for u in owner if owner[u] == ag))})
