@@ -32,7 +32,7 @@ from coordinator.boundary import Boundary  # noqa: E402
 from coordinator.runtime import LocalRuntime  # noqa: E402
 from coordinator.simulation import TESMarketModel  # noqa: E402
 from coordinator.tes.metrics import EXPLOIT_GRID, tes_day_metrics  # noqa: E402
-from scenarios.build_tes_competition import competition_case, oligopoly_case, split_profiles  # noqa: E402
+from scenarios.build_tes_competition import FLEET_SCALE, competition_case, oligopoly_case, split_profiles  # noqa: E402
 from scenarios.days import DayGenerator  # noqa: E402
 from scenarios.registry import load_case  # noqa: E402
 from scenarios.study_tes import config_of, load  # noqa: E402
@@ -57,13 +57,13 @@ def learner_params(strategy: str, grid: list[float]) -> dict:
     return {"strategy": strategy}
 
 
-def run_count(n: int, days: int, every: int, strategy: str, seed: int, grid: list[float], family: str = "oligopoly"
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_count(n: int, days: int, every: int, strategy: str, seed: int, grid: list[float], family: str = "oligopoly",
+              scale: float = FLEET_SCALE) -> tuple[pd.DataFrame, pd.DataFrame]:
     base = load_case("tes_feeder")
     study_days = DayGenerator(base, seed).year(days)  # tes_feeder's days: the same for every count
     if family == "oligopoly":
-        case = oligopoly_case(base, n)
-        profiles = [split_profiles(base, p, n) for p in study_days]
+        case = oligopoly_case(base, n, scale)
+        profiles = [split_profiles(base, p, n, scale) for p in study_days]
     else:
         case = competition_case(base, n)
         profiles = DayGenerator(case, seed).year(days)  # the same days for every count (same seed and supply)
@@ -149,7 +149,8 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=5, help="exploitability every N days (and on the last)")
     ap.add_argument("--strategy", default="q-learning")
     ap.add_argument("--family", default="oligopoly", choices=("oligopoly", "technology"),
-                    help="symmetric firms with the fleet doubled, or the split by technology")
+                    help="symmetric firms with the fleet scaled, or the split by technology")
+    ap.add_argument("--scale", type=float, default=FLEET_SCALE, help="oligopoly: the factor on tes_feeder's ratings")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--counts", type=int, nargs="+", default=[1, 2, 3, 5])
     ap.add_argument("--grid", default="analyst", choices=sorted(GRIDS), help="the learners' markup grid")
@@ -157,7 +158,7 @@ def main() -> int:
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [run_count(n, a.days, a.every, a.strategy, a.seed, GRIDS[a.grid], a.family) for n in a.counts]
+    parts = [run_count(n, a.days, a.every, a.strategy, a.seed, GRIDS[a.grid], a.family, a.scale) for n in a.counts]
     days = pd.concat([p[0] for p in parts], ignore_index=True)
     agents = pd.concat([p[1] for p in parts], ignore_index=True)
     days.to_parquet(out / "competition_days.parquet")

@@ -3,6 +3,7 @@
     python3 bench/profit_curves.py --case tes_feeder --days 120 [--step 0.005] [--cap 0.16] [--agents DERM]
                                    [--seed 0] [--out results/curves-tes_feeder]
     python3 bench/profit_curves.py --managers 3 --agents DER1 ...    # tes_oligopoly3 on tes_feeder's days
+    python3 bench/profit_curves.py --managers 2 --scale 1 --agents DER1 --days 7 --step 0.01   # tes_feeder's fleet split in 2
     python3 bench/profit_curves.py --network --every 3 --analyst-grid ...  # the game with the network limits
 
 For each generated day (``scenarios/days.py``, seeded like the studies) every DER manager offers at
@@ -33,13 +34,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.base import SolveError  # noqa: E402
 from coordinator.boundary import Boundary  # noqa: E402
 from coordinator.runtime import LocalRuntime  # noqa: E402
 from coordinator.simulation import TESMarketModel  # noqa: E402
 from coordinator.tes.analysis import network_constraints  # noqa: E402
 from coordinator.tes.metrics import EXPLOIT_GRID, competitive_offers, profit_of  # noqa: E402
 from coordinator.tes.setup import Roles, _param, make_agents  # noqa: E402
-from scenarios.build_tes_competition import oligopoly_case, split_profiles  # noqa: E402
+from scenarios.build_tes_competition import FLEET_SCALE, oligopoly_case, split_profiles  # noqa: E402
 from scenarios.days import DayGenerator  # noqa: E402
 from scenarios.registry import load_case  # noqa: E402
 from scenarios.study_tes import config_of, load  # noqa: E402
@@ -51,6 +53,7 @@ def main() -> int:
     ap.add_argument("--managers", type=int, default=None,
                     help="instead of --case: tes_feeder split among N identical managers (tes_oligopoly<N>) "
                          "on tes_feeder's generated days")
+    ap.add_argument("--scale", type=float, default=FLEET_SCALE, help="--managers: the factor on tes_feeder's ratings")
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--step", type=float, default=0.005, help="markup grid step ($/kWh)")
     ap.add_argument("--cap", type=float, default=0.16, help="largest markup of the grid ($/kWh)")
@@ -63,8 +66,8 @@ def main() -> int:
     a = ap.parse_args()
     if a.managers is not None:
         base = load_case("tes_feeder")
-        case = oligopoly_case(base, a.managers)
-        profiles = [split_profiles(base, p, a.managers) for p in DayGenerator(base, a.seed).year(a.days)]
+        case = oligopoly_case(base, a.managers, a.scale)
+        profiles = [split_profiles(base, p, a.managers, a.scale) for p in DayGenerator(base, a.seed).year(a.days)]
     else:
         case = load_case(a.case)
         profiles = DayGenerator(case, a.seed).year(a.days)
@@ -107,7 +110,13 @@ def main() -> int:
             for m in grid:
                 dev = {u: ((np.clip(cost[u] + m, floor, cap), q) if owner.get(u) == ag else (p, q))
                        for u, (p, q) in comp.items()}
-                s = la.solve(dev, cuts=(), network=net)
+                try:
+                    s = la.solve(dev, cuts=(), network=net)
+                except SolveError as e:  # as in the metrics' exploitability: left out (NaN) and said
+                    print(f"\n day {d} markup {m:g}: {e}")
+                    rows.append({"day": d, "agent": ag, "markup": float(m), "profit": float("nan"),
+                                 "energy_kwh": float("nan")})
+                    continue
                 rows.append({"day": d, "agent": ag, "markup": float(m),
                              "profit": profit_of(ag, dev, s.purchases, cost, owner),
                              "energy_kwh": float(sum(np.sum(s.purchases[u]) for u in owner if owner[u] == ag))})

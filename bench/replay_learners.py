@@ -2,7 +2,7 @@
 
     python3 bench/replay_learners.py results/curves-tes_feeder/curves.parquet [--seeds 0 1 2 3 4 5]
     python3 bench/replay_learners.py CURVES --study scenarios/studies/tes_monopoly.toml   # its learner only
-    python3 bench/replay_learners.py CURVES --run RUN_FOLDER                              # a study's thirds
+    python3 bench/replay_learners.py CURVES --run RUN_FOLDER      # a study's thirds, and judged on CURVES' game
 
 ``CURVES``: ``bench/profit_curves.py``'s table for a one-manager case (day, markup, profit): with one DER
 manager the day's profit of each markup does not depend on what the learner played before, so a learner can
@@ -68,11 +68,29 @@ def by_thirds(df: pd.DataFrame) -> pd.DataFrame:
                                                   gap=("gap", "mean"), exploitability=("exploitability", "mean"))
 
 
+def against_curves(run: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """A study's plays judged on ``curves`` (e.g. with the network limits): per day of the curves, the best
+    markup of the analyst's grid and its profit minus the run's own (settled) profit."""
+    P = curves.pivot(index="day", columns="markup", values="profit").sort_index()
+    ms = P.columns.to_numpy(float)
+    rows = []
+    for d, r in run.set_index("day").iterrows():
+        if d not in P.index:
+            continue
+        an = {g: float(P.loc[d].iloc[int(np.argmin(np.abs(ms - g)))]) for g in EXPLOIT_GRID}
+        an = {g: v for g, v in an.items() if np.isfinite(v)}
+        best = max(an, key=an.get)
+        rows.append({"day": d, "markup_played": r["markup_played"], "best_markup": best,
+                     "exploitability": max(0.0, an[best] - r["profit"])})
+    return pd.DataFrame(rows)
+
+
 def hindsight(curves: pd.DataFrame) -> pd.DataFrame:
     """Per third: the best single markup of the analyst's grid in hindsight and its mean exploitability."""
     P = curves.pivot(index="day", columns="markup", values="profit").sort_index()
     ms = P.columns.to_numpy(float)
     A = np.stack([P.iloc[:, int(np.argmin(np.abs(ms - g)))].to_numpy(float) for g in EXPLOIT_GRID], axis=1)
+    A = np.where(np.isfinite(A), A, -np.inf)  # a re-solve that failed: never the best
     ex = A.max(axis=1, keepdims=True) - A
     third = pd.cut(P.index, 3, labels=["first", "second", "last"])
     out = []
@@ -97,7 +115,10 @@ def main() -> int:
     print(hindsight(curves).round(4).to_string())
     if a.run:
         ag = pd.read_parquet(Path(a.run) / "agents.parquet")
-        print(f"\nrun {a.run}:\n{by_thirds(ag).round(4).to_string()}")
+        print(f"\nrun {a.run}, the analyst's metrics (its exploitability re-solves):\n{by_thirds(ag).round(4).to_string()}")
+        print(f"\nthe same run on the days of CURVES, against CURVES' game (exploitability: CURVES' best profit "
+              f"on the analyst's grid minus the run's own profit; best markup: CURVES' argmax):")
+        print(by_thirds(against_curves(ag, curves)).round(4).to_string())
         return 0
     learners = [study_learner(Path(a.study))] if a.study else [OLD_ROTH_EREV, study_learner(STUDY)]
     for name, params in learners:
