@@ -3,7 +3,7 @@
     python3 bench/profit_curves.py --case tes_feeder --days 120 [--step 0.005] [--cap 0.16] [--agents DERM]
                                    [--seed 0] [--out results/curves-tes_feeder]
     python3 bench/profit_curves.py --managers 3 --agents DER1 ...    # tes_oligopoly3 on tes_feeder's days
-    python3 bench/profit_curves.py --managers 2 --scale 1 --agents DER1 --days 7 --step 0.01   # tes_feeder's fleet split in 2
+    python3 bench/profit_curves.py --managers 2 --scale 1 --agents DER1 --days 7 --step 0.01  # 2 x half of it
     python3 bench/profit_curves.py --network --every 3 --analyst-grid ...  # the game with the network limits
 
 For each generated day (``scenarios/days.py``, seeded like the studies) every DER manager offers at
