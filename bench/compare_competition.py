@@ -158,11 +158,13 @@ def main() -> int:
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [run_count(n, a.days, a.every, a.strategy, a.seed, GRIDS[a.grid], a.family, a.scale) for n in a.counts]
-    days = pd.concat([p[0] for p in parts], ignore_index=True)
-    agents = pd.concat([p[1] for p in parts], ignore_index=True)
-    days.to_parquet(out / "competition_days.parquet")
-    agents.to_parquet(out / "competition.parquet")
+    parts = []
+    for n in a.counts:  # the tables are written after each count: a count that fails keeps the others
+        parts.append(run_count(n, a.days, a.every, a.strategy, a.seed, GRIDS[a.grid], a.family, a.scale))
+        days = pd.concat([p[0] for p in parts], ignore_index=True)
+        agents = pd.concat([p[1] for p in parts], ignore_index=True)
+        days.to_parquet(out / "competition_days.parquet")
+        agents.to_parquet(out / "competition.parquet")
     table = summary(days, agents)
     pd.set_option("display.width", 160)
     print(table.round(4).to_string(index=False))
