@@ -2,6 +2,7 @@
 
     python3 bench/compare_competition.py [--days 60] [--every 5] [--strategy q-learning] [--seed 0]
                                          [--counts 1 2 3 5] [--family oligopoly] [--out results/compare-competition]
+    python3 bench/compare_competition.py --summarise DIR [DIR ...] --days 100   # the table of earlier runs
 
 ``--family oligopoly`` (default): ``tes_oligopoly<N>`` (``scenarios/build_tes_competition.py``): tes_feeder's
 fleet doubled and split into N identical firms, on tes_feeder's generated days (the same days for every N);
@@ -155,7 +156,16 @@ def main() -> int:
     ap.add_argument("--counts", type=int, nargs="+", default=[1, 2, 3, 5])
     ap.add_argument("--grid", default="analyst", choices=sorted(GRIDS), help="the learners' markup grid")
     ap.add_argument("--out", default="results/compare-competition")
+    ap.add_argument("--summarise", nargs="+", default=None, metavar="DIR",
+                    help="no runs: the table of earlier runs' folders (their first --days days)")
     a = ap.parse_args()
+    if a.summarise:
+        days = pd.concat([pd.read_parquet(Path(d) / "competition_days.parquet") for d in a.summarise])
+        agents = pd.concat([pd.read_parquet(Path(d) / "competition.parquet") for d in a.summarise])
+        days, agents = days[days["day"] < a.days], agents[agents["day"] < a.days]
+        pd.set_option("display.width", 200)
+        print(summary(days, agents).sort_values("managers").round(4).to_string(index=False))
+        return 0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     parts = []
