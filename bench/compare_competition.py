@@ -164,7 +164,11 @@ def main() -> int:
         agents = pd.concat([pd.read_parquet(Path(d) / "competition.parquet") for d in a.summarise])
         days, agents = days[days["day"] < a.days], agents[agents["day"] < a.days]
         pd.set_option("display.width", 200)
-        print(summary(days, agents).sort_values("managers").round(4).to_string(index=False))
+        table = summary(days, agents).sort_values("managers")
+        print(table.round(4).to_string(index=False))
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        plot(days, agents, table, Path(a.out) / "competition.png")
+        print(f"wrote {a.out}/competition.png")
         return 0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
