@@ -26,8 +26,8 @@ the network is left out for speed, and the day's values are re-solved on the sam
 comparisons are like for like). With ``network`` (a study's ``exploitability_network = true``) they keep
 the operator's LinDist3Flow limits inside (the centralized benchmark's model, which the decomposed market
 converges to): slower (seconds per re-solve), but the game the sellers play. Where the limits bind the two
-differ: on ``tes_feeder`` the limits cap the main grid's import in the peak hours, so a high markup loses
-fewer sales than the unconstrained market says (generated day 12: profit at a markup of 0.14 $/kWh 180 $
+differ: on ``tes_feeder`` the limits reduce what the load aggregator can take from the main grid, so a
+high markup loses fewer sales than the unconstrained market says (generated day 12: profit at a markup of 0.14 $/kWh 180 $
 with the limits, 124 $ without; the best markup 0.08 either way but 0.08-0.14 within 8 % with the limits).
 """
 from __future__ import annotations
