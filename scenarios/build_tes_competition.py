@@ -2,7 +2,7 @@
 several DER managers.
 
     python3 -m scenarios.build_tes_competition          # writes scenarios/data/tes_competition (3 managers),
-                                                        # tes_competition5 (5), tes_oligopoly2, 3 and 5
+                                                        # tes_competition5 (5), tes_oligopoly1, 2, 3 and 5
 
 **By technology** (``tes_competition``, ``tes_competition5``: :func:`competition_case`):
 
@@ -31,9 +31,9 @@ column, the unit's times ``FLEET_SCALE / N`` (``wt_avail_kw_x2_1of<N>``); :func:
 Why double the fleet: in this pay-as-bid market with a nearly inelastic demand and the main grid at LMP as
 the outside option, a seller whose rivals cannot cover the demand below the LMP sells its residual demand at
 any price up to the LMP, so its best price is the LMP whatever N. With ``tes_feeder``'s fleet (capacity
-offered below the LMP / demand: median 1.09 over generated days) a firm holding 1/N of it is pivotal in that
-sense in 99, 94 and 82 % of the hours for N = 2, 3, 5 and competition cannot lower prices; with the fleet
-doubled (median 2.2) in 33, 15 and 7 % (``bench/profit_curves.py``' hours table; README).
+offered below the LMP / demand: median 1.11 over 120 generated days) a firm holding 1/N of it is pivotal in
+that sense in 100, 95 and 77 % of the hours for N = 2, 3, 5 and competition cannot lower prices; with the
+fleet doubled (median 2.2) in 32, 16 and 9 % (``bench/profit_curves.py``' hours table; README).
 """
 from __future__ import annotations
 
