@@ -5,7 +5,8 @@
     python3 bench/compare_competition.py --summarise DIR [DIR ...] --days 100   # the table of earlier runs
 
 ``--family oligopoly`` (default): ``tes_oligopoly<N>`` (``scenarios/build_tes_competition.py``): tes_feeder's
-fleet doubled and split into N identical firms, on tes_feeder's generated days (the same days for every N);
+fleet doubled (``--scale``: another factor, e.g. 1.5 for capacity-constrained firms) and split into N identical
+firms, on tes_feeder's generated days (the same days for every N);
 ``--family technology``: the earlier split by technology (1 = tes_feeder, 2, 3, 5 = the tes_competition
 cases), where one manager keeps all of wind and PV. Every DER manager is a learner of ``--strategy``:
 ``q-learning`` with the parameters of ``scenarios/studies/tes_monopoly.toml``'s learner (one markup a day,

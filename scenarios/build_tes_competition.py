@@ -33,7 +33,9 @@ the outside option, a seller whose rivals cannot cover the demand below the LMP 
 any price up to the LMP, so its best price is the LMP whatever N. With ``tes_feeder``'s fleet (capacity
 offered below the LMP / demand: median 1.11 over 120 generated days) a firm holding 1/N of it is pivotal in
 that sense in 100, 95 and 77 % of the hours for N = 2, 3, 5 and competition cannot lower prices; with the
-fleet doubled (median 2.2) in 32, 16 and 9 % (``bench/profit_curves.py``' hours table; README).
+fleet doubled (median 2.2) in 32, 16 and 9 % (``bench/profit_curves.py``' hours table; README): two firms
+already compete (Bertrand). ``oligopoly_case(base, n, 1.5)`` (``compare_competition.py --scale 1.5``) leaves
+them capacity-constrained (pivotal in 86, 32, 21 %: Bertrand-Edgeworth), where prices fall gradually with N.
 """
 from __future__ import annotations
 
