@@ -63,9 +63,14 @@ class LearningMarkup(Strategy):
 
     Parameters: ``grid`` markups ($/kWh) over the marginal cost, one played per day in every hour;
     ``eta`` learning rate (dimensionless, per day); ``explore`` gamma in [0, 1): share of uniform
-    exploration in the play probabilities; ``seed``: the draws.
+    exploration in the play probabilities on day 0; ``explore_decay`` in (0, 1]: factor applied to
+    that share per day (dimensionless per day; day t explores ``explore * explore_decay**t``; default 1:
+    constant exploration, Exp3 as published; with the importance-weighted update a decaying share lets
+    an early lucky arm lock in: on the known monopoly game of ``tests/test_strategies.py`` decay 0.98
+    settles on the optimum for 1 of seeds 1-5, where Roth-Erev's and epsilon-greedy's decays settle on
+    it); ``seed``: the draws.
 
-    Each day it draws an arm with probability ``p = (1 - explore) w / sum w + explore / N``
+    Each day it draws an arm with probability ``p = (1 - gamma_t) w / sum w + gamma_t / N``
     (deterministic given ``seed``), observes the day's profit R, and adds
     ``eta (R / scale) / (N p_arm)`` to the log-weight of the played arm (the importance-weighted
     estimate, so that an arm played often is not favoured for being played). ``scale`` keeps the
@@ -77,22 +82,30 @@ class LearningMarkup(Strategy):
     eta: float = 0.5
     seed: int = 0
     explore: float = 0.1
+    explore_decay: float = 1.0
     name = "learning"
     _w: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _arm: int = 0
+    _day: int = 0
     _scale: float = math.nan
     _rng: np.random.Generator = field(default=None, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.grid = tuple(float(g) for g in self.grid)
-        if not 0 <= self.explore < 1 or self.eta <= 0:
-            raise ValueError("learning needs eta > 0 and 0 <= explore < 1")
+        if not 0 <= self.explore < 1 or self.eta <= 0 or not 0 < self.explore_decay <= 1:
+            raise ValueError("learning needs eta > 0, 0 <= explore < 1 and 0 < explore_decay <= 1")
         self._w = np.ones(len(self.grid))
         self._rng = np.random.default_rng(self.seed)
         self._draw()
 
+    @property
+    def exploration(self) -> float:
+        """The day's share of uniform exploration (``explore * explore_decay**day``)."""
+        return self.explore * self.explore_decay ** self._day
+
     def _probabilities(self) -> np.ndarray:
-        return (1 - self.explore) * self._w / self._w.sum() + self.explore / len(self.grid)
+        g = self.exploration
+        return (1 - g) * self._w / self._w.sum() + g / len(self.grid)
 
     def _draw(self) -> None:
         self._arm = int(self._rng.choice(len(self.grid), p=self._probabilities()))
@@ -107,6 +120,7 @@ class LearningMarkup(Strategy):
     def update(self, profit: float) -> None:
         if not math.isfinite(self._scale) or self._scale <= 0:
             if abs(profit) <= 1e-6:  # a day with no profit to speak of fixes no scale and teaches nothing
+                self._day += 1
                 self._draw()
                 return
             self._scale = abs(profit)
@@ -115,6 +129,7 @@ class LearningMarkup(Strategy):
         logw = np.log(self._w)
         logw[self._arm] += self.eta * profit / self._scale / (len(self.grid) * p)
         self._w = np.exp(logw - logw.max())
+        self._day += 1
         self._draw()
 
     def describe(self) -> dict[str, float | str]:
@@ -173,30 +188,36 @@ class RothErev(Strategy):
     - ``recency`` r in [0, 1): forgetting of past propensities per day (dimensionless);
     - ``experimentation`` e in [0, 1): share of the reward spread over the arms not played
       (dimensionless; AMES's modified update: unplayed arms get ``q_j e / (N - 1)``);
+    - ``experimentation_decay`` in (0, 1]: factor applied to e per day (dimensionless per day; day t
+      uses ``e * experimentation_decay**t``; default 1: AMES's constant experimentation);
     - ``initial_propensity`` q0 > 0: every arm's propensity before learning (in units of the
       reward scale, the first absolute day profit above 1e-6 $);
     - ``seed``: the arm draws.
 
-    Each day the played arm k gets ``q_k <- (1 - r) q_k + R (1 - e)`` with R = profit / scale, the
-    others ``q_j <- (1 - r) q_j + q_j e / (N - 1)``; arms are drawn with probability
+    Each day the played arm k gets ``q_k <- (1 - r) q_k + R (1 - e_t)`` with R = profit / scale, the
+    others ``q_j <- (1 - r) q_j + q_j e_t / (N - 1)``; arms are drawn with probability
     ``q_j / sum q`` (propensities kept above 1e-9).
     """
 
     grid: tuple[float, ...] = (0.0, 0.01, 0.02, 0.04, 0.06, 0.08)
     recency: float = 0.05
     experimentation: float = 0.1
+    experimentation_decay: float = 1.0
     initial_propensity: float = 1.0
     seed: int = 0
     name = "roth-erev"
     _q: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _arm: int = 0
+    _day: int = 0
     _scale: float = math.nan
     _rng: np.random.Generator = field(default=None, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.grid = tuple(float(g) for g in self.grid)
-        if not 0 <= self.recency < 1 or not 0 <= self.experimentation < 1 or self.initial_propensity <= 0:
-            raise ValueError("roth-erev needs 0 <= recency < 1, 0 <= experimentation < 1, initial_propensity > 0")
+        if (not 0 <= self.recency < 1 or not 0 <= self.experimentation < 1 or self.initial_propensity <= 0
+                or not 0 < self.experimentation_decay <= 1):
+            raise ValueError("roth-erev needs 0 <= recency < 1, 0 <= experimentation < 1, initial_propensity > 0, "
+                             "0 < experimentation_decay <= 1")
         self._q = np.full(len(self.grid), float(self.initial_propensity))
         self._rng = np.random.default_rng(self.seed)
         self._draw()
@@ -214,12 +235,14 @@ class RothErev(Strategy):
     def update(self, profit: float) -> None:
         self._scale = _Scale.fix(self._scale, profit)
         if math.isfinite(self._scale):
-            n, r, e = len(self.grid), self.recency, self.experimentation
+            n, r = len(self.grid), self.recency
+            e = self.experimentation * self.experimentation_decay ** self._day
             reward = profit / self._scale
             other = self._q * e / max(1, n - 1)
             new = (1 - r) * self._q + other
             new[self._arm] = (1 - r) * self._q[self._arm] + reward * (1 - e)
             self._q = np.maximum(new, 1e-9)
+        self._day += 1
         self._draw()
 
     def describe(self) -> dict[str, float | str]:
@@ -238,7 +261,13 @@ class QLearning(Strategy):
     - ``price_bin`` ($/kWh) and ``n_price_bins``: the state is the class's last mean price paid,
       in bins of ``price_bin`` (the last bin open-ended), plus one state "nothing sold";
     - ``alpha`` in (0, 1]: learning rate; ``gamma`` in [0, 1): discount (per day);
-    - ``epsilon`` in [0, 1]: exploration probability on day 0, times ``epsilon_decay`` per day;
+    - ``alpha_power`` omega >= 0 (dimensionless): for omega > 0 the n-th update of a (state, action)
+      pair uses the step ``max(alpha, n**-omega)``; default 0: the constant ``alpha`` (as published);
+      1: the sample average of its first ``1/alpha`` rewards, then the constant ``alpha`` (the step sizes of the
+      Q-learning convergence results, Watkins-Dayan 1992, Even-Dar-Mansour 2003, floored at ``alpha``:
+      a zero-initialised Q is then not biased towards the actions tried most);
+    - ``epsilon`` in [0, 1]: exploration probability on day 0, times ``epsilon_decay`` in (0, 1] per
+      day (dimensionless per day; day t explores with probability ``epsilon * epsilon_decay**t``);
     - ``seed``: exploration draws.
 
     Reward of a class: its hours' profit / scale (scale: the first absolute day profit above 1e-6 $).
@@ -252,9 +281,11 @@ class QLearning(Strategy):
     gamma: float = 0.3
     epsilon: float = 0.5
     epsilon_decay: float = 0.99
+    alpha_power: float = 0.0
     seed: int = 0
     name = "q-learning"
     _Q: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    _N: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]  # updates per (class, state, action)
     _state: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _act: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _day: int = 0
@@ -265,10 +296,13 @@ class QLearning(Strategy):
     def __post_init__(self) -> None:
         self.grid = tuple(float(g) for g in self.grid)
         self.hour_classes = tuple(int(h) for h in self.hour_classes)
-        if not 0 < self.alpha <= 1 or not 0 <= self.gamma < 1 or not 0 <= self.epsilon <= 1:
-            raise ValueError("q-learning needs 0 < alpha <= 1, 0 <= gamma < 1, 0 <= epsilon <= 1")
+        if (not 0 < self.alpha <= 1 or not 0 <= self.gamma < 1 or not 0 <= self.epsilon <= 1
+                or not 0 < self.epsilon_decay <= 1 or self.alpha_power < 0):
+            raise ValueError("q-learning needs 0 < alpha <= 1, 0 <= gamma < 1, 0 <= epsilon <= 1, "
+                             "0 < epsilon_decay <= 1, alpha_power >= 0")
         nc, ns = len(self.hour_classes), self.n_price_bins + 1
         self._Q = np.zeros((nc, ns, len(self.grid)))
+        self._N = np.zeros((nc, ns, len(self.grid)), dtype=int)
         self._state = np.full(nc, self.n_price_bins, dtype=int)  # "nothing sold yet"
         self._rng = np.random.default_rng(self.seed)
         self._act = np.zeros(nc, dtype=int)
@@ -316,7 +350,13 @@ class QLearning(Strategy):
                     s_new = min(self.n_price_bins - 1, int(mean_paid // self.price_bin))
                 r = float(hp[hrs].sum()) / self._scale
                 s, a = self._state[c], self._act[c]
-                self._Q[c, s, a] += self.alpha * (r + self.gamma * self._Q[c, s_new].max() - self._Q[c, s, a])
+                if self._N is None:  # a checkpoint from before the step-size schedule
+                    self._N = np.zeros(self._Q.shape, dtype=int)
+                self._N[c, s, a] += 1
+                step = self.alpha
+                if self.alpha_power > 0:
+                    step = max(self.alpha, float(self._N[c, s, a]) ** -self.alpha_power)
+                self._Q[c, s, a] += step * (r + self.gamma * self._Q[c, s_new].max() - self._Q[c, s, a])
                 self._state[c] = s_new
         self._day += 1
         self._choose()

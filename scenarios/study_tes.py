@@ -9,6 +9,7 @@ A study file (TOML)::
     days = 30                        # market days (one Mesa step each)
     seed = 0                         # the model's seed; each learner's seed is seed + its index unless given
     exploitability_every = 7         # the analyst's exploitability re-solves every N days (0: never; default 7)
+    exploitability_network = false   # the metrics' re-solves keep the network limits (slower; default false)
     days_from = "generator"          # "case": every day is the case's; "generator": days that differ
     profile_seed = 0                 # the day generator's seed (default: seed); same seed, same year
     start_day = 0                    # day of the year of study day 0 (0 = 1 January; 172 ~ midsummer)
@@ -21,7 +22,8 @@ A study file (TOML)::
     recency = 0.05
 
 Writes, in a run folder: ``days.parquet`` (per day: protocol figures and the market metrics),
-``agents.parquet`` (per day and DER manager: markup, Lerner, profit, RSI, exploitability),
+``agents.parquet`` (per day and DER manager: markup, the markup its strategy played ``markup_played``,
+Lerner, profit, RSI, exploitability and the analyst's best markup),
 ``markups.png``, ``metrics.png``; ``--resume`` goes on from the last finished day.
 With ``days_from = "generator"`` each day's load, LMP, PV and wind come from
 :class:`scenarios.days.DayGenerator`; each agent holds only its own part of the days (its private
@@ -41,7 +43,7 @@ import pandas as pd
 from network.errors import CaseError
 
 KEYS = {"protocol", "case", "days", "seed", "exploitability_every", "default", "agents", "description", "days_from",
-        "profile_seed", "start_day"}
+        "profile_seed", "start_day", "exploitability_network"}
 DAYS_FROM = ("case", "generator")
 EXPLOIT_EVERY = 7  # default: the exploitability re-solves are most of a day's metrics time
 CHECKPOINT = "state/checkpoint.pkl"
@@ -66,12 +68,14 @@ def load(raw: dict[str, Any], f: str) -> dict[str, Any]:
         raw[k] = v
     if raw.get("days_from", "case") not in DAYS_FROM:
         raise _err(f, "days_from", f"must be one of {', '.join(DAYS_FROM)}, got {raw.get('days_from')!r}")
+    if not isinstance(raw.get("exploitability_network", False), bool):
+        raise _err(f, "exploitability_network", f"must be true or false, got {raw.get('exploitability_network')!r}")
     if not isinstance(raw.get("case", "tes_feeder"), str):
         raise _err(f, "case", "must be a case name or folder (a string)")
     study = {"protocol": "tes", "file": f, "case": raw.get("case", "tes_feeder"), "days": raw["days"], "seed": raw["seed"],
              "exploitability_every": raw["exploitability_every"], "agents": {},
              "days_from": raw.get("days_from", "case"), "profile_seed": raw["profile_seed"],
-             "start_day": raw["start_day"]}
+             "start_day": raw["start_day"], "exploitability_network": raw.get("exploitability_network", False)}
     study["agents"].update(strategy_tables(raw, f, "agents.DER1"))
     return study
 
@@ -128,6 +132,7 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
                           seed=study["seed"])
     boundary = Boundary(folder.file("audit.jsonl.gz" if blob is None else f"audit.resume-{time.time_ns()}.jsonl.gz"))
     runtime = LocalRuntime(boundary)
+    network = None
     day_rows: list[dict] = []
     agent_rows: list[dict] = []
     if blob is None:
@@ -147,13 +152,19 @@ def run(args: argparse.Namespace, study: dict[str, Any]) -> int:
                 res = model.results[-1]
                 every = study["exploitability_every"]
                 tm = time.perf_counter()
+                if study["exploitability_network"] and network is None:
+                    from coordinator.tes.analysis import network_constraints
+
+                    network = network_constraints(model.protocol.analyst.network)
                 day, rows = tes_day_metrics(model.case_of(res.day), config, res,
                                             exploit=bool(every) and res.day % every == 0,
-                                            market=model.protocol.analyst.market())
+                                            market=model.protocol.analyst.market(), network=network)
                 day |= {"iterations": len(res.iterations), "converged": res.converged,
                         "protocol_s": res.wall_time_s, "benchmarks_s": res.timings.get("benchmarks_s", float("nan")),
                         "metrics_s": time.perf_counter() - tm,
                         **day_inputs(model.case_of(res.day))}
+                played = {p.agent_id: p.markup for p in model.participants if p.role == "der_manager"}
+                rows = [r | {"markup_played": played.get(r["agent"], float("nan"))} for r in rows]
                 day_rows.append(day)
                 agent_rows += rows
                 folder.write_parquet("days.parquet", pd.DataFrame(day_rows))
@@ -197,12 +208,20 @@ def write_plots(folder: Any, days: pd.DataFrame, agents: pd.DataFrame) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for a, g in agents.groupby("agent"):
-        axes[0].plot(g["day"], g["markup"], label=a)
+        line, = axes[0].plot(g["day"], g["markup_played"] if "markup_played" in g else g["markup"], label=a)
         if "exploitability" in g:
-            axes[1].plot(g["day"], g["exploitability"], marker=".", label=a)
-    axes[0].set(xlabel="day", ylabel="markup ($/kWh)", title="markups (learning curves)")
+            ex = g.dropna(subset=["exploitability"])
+            if "best_markup" in ex and len(agents["agent"].unique()) == 1:
+                axes[0].plot(ex["day"], ex["best_markup"], "x", color="k", label="analyst's best response")
+            axes[1].plot(ex["day"], ex["exploitability"], marker=".", lw=0.5, color=line.get_color(), alpha=0.5)
+            k = max(1, len(ex) // 6)
+            axes[1].plot(ex["day"], ex["exploitability"].rolling(k, min_periods=1).mean(), color=line.get_color(),
+                         label=f"{a} (rolling mean of {k})")
+    axes[0].set(xlabel="day", ylabel="markup ($/kWh)", title="markups played (learning curves)")
     axes[1].set(xlabel="day", ylabel="$", title="exploitability")
-    axes[0].legend(), axes[1].legend()
+    for ax in axes[:2]:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     folder.write_png("markups.png", fig)
     plt.close(fig)

@@ -78,8 +78,8 @@ def test_inspect_unknown_case_exits_2(tmp_path: Path) -> None:
     p = cli("inspect", "no_such_case", cwd=tmp_path)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [
-        "error: unknown case 'no_such_case': not a built-in case (tes_competition, tes_competition5, tes_feeder, tso24_dso5) and not a case "
-        "folder"]
+        "error: unknown case 'no_such_case': not a built-in case (tes_competition, tes_competition5, tes_feeder, "
+        "tes_oligopoly1, tes_oligopoly2, tes_oligopoly3, tes_oligopoly5, tso24_dso5) and not a case folder"]
 
 
 def test_unknown_command_exits_2(tmp_path: Path) -> None:
@@ -114,7 +114,8 @@ def test_inspect_accepts_case_json_path(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_registry_cases() -> None:
     names = [n for n, _ in registry.list_cases()]
-    assert names == ["tes_competition", "tes_competition5", "tes_feeder", "tso24_dso5"]
+    assert names == ["tes_competition", "tes_competition5", "tes_feeder", "tes_oligopoly1", "tes_oligopoly2",
+                     "tes_oligopoly3", "tes_oligopoly5", "tso24_dso5"]
     assert all(desc for _, desc in registry.list_cases())
     assert registry.load_case("tso24_dso5").transmission is not None
     with pytest.raises(CaseError, match="unknown case 'nope'"):

@@ -58,6 +58,12 @@ def test_exploitability_by_hand():
     # can price up to the cap: best markup 0.15 (price 0.2), gain 5 * 0.15
     e = M.exploitability("A", comp, merit_order(15.0), cost, cap, 0.0, own, grid=(0.0, 0.05, 0.15))
     assert e["best_markup"] == pytest.approx(0.15) and e["gain"] == pytest.approx(5 * 0.15)
+    # when the actual offer is already the best, the best markup is the actual one's (not NaN)
+    best = {"A1": (np.array([0.2]), np.array([10.0])), "B1": comp["B1"]}
+    e = M.exploitability("A", best, merit_order(15.0), cost, cap, 0.0, own, grid=(0.0, 0.05, 0.15))
+    assert e["gain"] == pytest.approx(0.0) and e["best_markup"] == pytest.approx(0.15)
+    e = M.exploitability("A", best, merit_order(15.0), cost, cap, 0.0, own, grid=(0.0, 0.05))  # off the grid
+    assert e["gain"] == pytest.approx(0.0) and np.isnan(e["best_markup"])
     # a deviation whose re-solve fails is left out and counted; the gain is over the others
     from agents.base import SolveError
 

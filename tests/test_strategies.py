@@ -93,6 +93,64 @@ def test_learners_approach_the_monopoly_markup(cls):
     assert last.count(0.04) > 50
 
 
+def test_decaying_experimentation_settles_on_the_monopoly_markup():
+    """Roth-Erev with experimentation decaying by 0.98 a day plays the optimal markup on >= 97 % of the
+    last 100 of 400 days (seeds 1-3: 100, 99, 100); with AMES's constant experimentation (decay 1) the
+    same seeds play it on 65, 97, 99 % of those days, so the test fails if the decay is removed."""
+    def share(decay: float) -> float:
+        return float(np.mean([play_monopoly(RothErev(seed=seed, experimentation_decay=decay), 400)[-100:].count(0.04)
+                              for seed in (1, 2, 3)])) / 100
+
+    assert share(0.98) >= 0.97
+    assert share(1.0) < 0.97
+
+
+def bandit_q(**kw) -> QLearning:
+    """The monopoly study's learner: one markup a day (one hour class, one price state, no discounting)."""
+    return QLearning(**{"hour_classes": (0,), "n_price_bins": 1, "gamma": 0.0, "alpha_power": 1.0, "epsilon": 0.5,
+                        "epsilon_decay": 0.97} | kw)
+
+
+def test_epsilon_greedy_with_decaying_epsilon_settles_on_the_monopoly_markup():
+    """The bandit Q-learner (sample averages, epsilon 0.5 decaying by 0.97 a day) plays the optimal markup on
+    >= 95 % of the last 100 of 300 days on seeds 1-3; with epsilon kept at 0.5 (decay 1) it cannot (at most
+    1 - 0.5 * 5/6 of the days in expectation), so the test fails if the decay is removed."""
+    def share(decay: float) -> float:
+        return float(np.mean([play_monopoly(bandit_q(seed=seed, epsilon_decay=decay), 300)[-100:].count(0.04)
+                              for seed in (1, 2, 3)])) / 100
+
+    assert share(0.97) >= 0.95
+    assert share(1.0) < 0.7
+
+
+def test_q_learning_step_sizes():
+    """alpha_power 0 (default): the constant alpha; 1: the first reward is taken whole (sample averages)."""
+    for power, first in ((0.0, 0.1), (1.0, 1.0)):
+        q = bandit_q(seed=0, epsilon=0.0, alpha=0.1, alpha_power=power)
+        s0, a = int(q._state[0]), int(q._act[0])
+        q.observe(_obs(0.0, CAP, 0.1, 10.0))  # profit 1 $: fixes the scale, reward 1
+        q.update(1.0)
+        assert q._Q[0, s0, a] == pytest.approx(first)
+    with pytest.raises(ValueError, match="alpha_power"):
+        QLearning(alpha_power=-1.0)
+
+
+def test_decay_schedules_follow_their_parameters():
+    s = RothErev(seed=0, experimentation=0.2, experimentation_decay=0.5)
+    e = LearningMarkup(seed=0, explore=0.2, explore_decay=0.5)
+    assert e.exploration == pytest.approx(0.2)
+    for _ in range(3):
+        s.update(1.0), e.update(1.0)
+    assert s._day == 3 and e.exploration == pytest.approx(0.2 * 0.5 ** 3)
+    # defaults: the published constant schedules
+    assert RothErev().experimentation_decay == 1.0 and LearningMarkup().explore_decay == 1.0
+    for bad in ({"experimentation_decay": 0.0}, {"experimentation_decay": 1.5}):
+        with pytest.raises(ValueError, match="experimentation_decay"):
+            RothErev(**bad)
+    with pytest.raises(ValueError, match="explore_decay"):
+        LearningMarkup(explore_decay=0.0)
+
+
 def test_q_learning_earns_most_of_the_monopoly_profit():
     """Q-learning's state (its last price) makes cycles possible (seed 3 cycles between markups); over
     seeds 1-3 it earns >= 75 % of the optimum (0.16 $/day) after 500 days, against 0 at marginal cost."""

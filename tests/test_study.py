@@ -69,6 +69,22 @@ def test_a_competitive_study_has_no_market_power(tmp_path):
     assert len(part) == 2 * 4 and set(part["role"]) == {"der_manager", "load_aggregator"}
 
 
+def test_exploitability_with_the_network_limits(tmp_path):
+    """exploitability_network = true: the re-solves keep the operator's limits (the game played). A fixed
+    markup of 0.14 $/kWh (off the analyst's grid) on tes_feeder's generated day 0: no markup of the grid
+    does better with the limits (without them 0.12 does better by 27 $: bench/profit_curves.py), so the gain is 0
+    and the best markup NaN (the actual offer is off the grid)."""
+    text = ("case = 'tes_feeder'\ndays = 1\nexploitability_every = 1\nexploitability_network = true\n"
+            "days_from = 'generator'\n[default]\nstrategy = 'markup'\nmarkup = 0.14\n")
+    out = tmp_path / "run"
+    assert cli.main(["study", str(_write(tmp_path, text)), "--out", str(out)]) == 0
+    agents = pd.read_parquet(out / "agents.parquet")
+    assert agents["markup_played"].tolist() == [0.14]
+    assert agents["exploitability"].abs().max() <= 1e-6 and agents["best_markup"].isna().all()
+    with pytest.raises(CaseError, match="exploitability_network"):
+        load_study(_write(tmp_path, "case = 'tes_feeder'\nexploitability_network = 1\n"))
+
+
 def test_run_study_dispatches_by_protocol(tmp_path, monkeypatch):
     """A protocol's study module plugs in through scenarios.study.PROTOCOLS (load, then run)."""
     import sys

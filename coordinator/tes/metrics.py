@@ -23,7 +23,12 @@ weighted by energy. Units: kW (= kWh per hourly slot), $/kWh, $.
 The re-solves (competitive benchmark, exploitability) are the load aggregator's problem solved by the
 analyst on its own copy of the load aggregator, without the network limits (the unconstrained market;
 the network is left out for speed, and the day's values are re-solved on the same model so that the
-comparisons are like for like).
+comparisons are like for like). With ``network`` (a study's ``exploitability_network = true``) they keep
+the operator's LinDist3Flow limits inside (the centralized benchmark's model, which the decomposed market
+converges to): slower (seconds per re-solve), but the game the sellers play. Where the limits bind the two
+differ: on ``tes_feeder`` the limits reduce what the load aggregator can take from the main grid, so a
+high markup loses fewer sales than the unconstrained market says (generated day 12: profit at a markup of 0.14 $/kWh 180 $
+with the limits, 124 $ without; the best markup 0.08 either way but 0.08-0.14 within 8 % with the limits).
 """
 from __future__ import annotations
 
@@ -125,20 +130,27 @@ def exploitability(agent: str, offers: Offers, solve: Solve, cost: Mapping[str, 
                    floor: float, owner: Mapping[str, str], grid: tuple[float, ...] = EXPLOIT_GRID,
                    actual: Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
     """Best unilateral markup deviation of ``agent`` (others fixed): {"gain", "best_markup", "profit",
-    "unsolved"}. A deviation whose re-solve fails (:class:`agents.base.SolveError`, e.g. the tie-break QP
+    "unsolved"}. ``best_markup`` is the grid markup of the best offer: the actual offer's own markup when
+    no deviation gains and the actual offer is ``clip(c + m, floor, cap)`` for an m of the grid (NaN when
+    no deviation gains and the actual offer is off the grid). A deviation whose re-solve fails (:class:`agents.base.SolveError`, e.g. the tie-break QP
     of tied offers) is left out and counted in ``unsolved`` (the gain is then over the others)."""
     from agents.base import SolveError
 
     base = solve(offers) if actual is None else actual
     p0 = profit_of(agent, offers, base, cost, owner)
     best, best_m, unsolved = p0, float("nan"), 0
+    actual_m = float("nan")  # the grid markup that gives the actual offer, if one does
     seen: set[bytes] = set()
     for m in grid:
         dev = {u: ((np.clip(cost[u] + m, floor, _a(cap)), _a(q)) if owner.get(u) == agent else (p, q))
                for u, (p, q) in offers.items()}
         key = b"".join(dev[u][0].tobytes() for u in sorted(offers) if owner.get(u) == agent)
-        if key in seen or all(np.array_equal(dev[u][0], _a(offers[u][0])) for u in offers if owner.get(u) == agent):
-            continue  # the actual offer (profit p0) or a deviation already solved (markups clipped to the cap)
+        if all(np.array_equal(dev[u][0], _a(offers[u][0])) for u in offers if owner.get(u) == agent):
+            if np.isnan(actual_m):  # the actual offer (profit p0): not re-solved
+                actual_m = float(m)
+            continue
+        if key in seen:
+            continue  # a deviation already solved (markups clipped to the cap)
         seen.add(key)
         try:
             pm = profit_of(agent, dev, solve(dev), cost, owner)
@@ -147,6 +159,8 @@ def exploitability(agent: str, offers: Offers, solve: Solve, cost: Mapping[str, 
             continue
         if pm > best + 1e-9:
             best, best_m = pm, float(m)
+    if np.isnan(best_m):  # no deviation gains: the best markup is the actual one when it is on the grid
+        best_m = actual_m
     return {"gain": best - p0, "best_markup": best_m, "profit": p0, "unsolved": unsolved}
 
 
@@ -180,7 +194,7 @@ def retail_margin(sol: Any) -> float:
 
 
 def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
-                    grid: tuple[float, ...] = EXPLOIT_GRID, market: Any = None
+                    grid: tuple[float, ...] = EXPLOIT_GRID, market: Any = None, network: Any = None
                     ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """(the day's row, one row per DER manager) of a ``tes`` :class:`DayResult` on ``case`` (the day's).
 
@@ -188,7 +202,8 @@ def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
     problems reused across days); default: a new one. The day's own schedule in the re-solve model is
     ``res.unconstrained`` when the protocol computed it (the same problem: these offers, no cuts).
     The row has the analyst's times: ``metrics_resolve_s`` (the competitive re-solve and the day's
-    schedule) and ``exploitability_s``.
+    schedule) and ``exploitability_s``. ``network``: the operator's limits as constraints
+    (:func:`coordinator.tes.analysis.network_constraints`) kept in every re-solve; default: left out.
     """
     import time
 
@@ -204,11 +219,15 @@ def tes_day_metrics(case: Any, config: Any, res: Any, *, exploit: bool = True,
     cap = np.maximum(_param(case, "der_price_cap_floor"), lmp)
     floor = _param(case, "der_price_min")
     la = market if market is not None else make_agents(case, config)["load_aggregator"]
-    solve_full = la.solve
+
+    def solve_full(o: Offers, cuts: tuple = ()) -> Any:
+        return la.solve(o, cuts=cuts, network=network)
+
     der_units = {u for u, o in owner.items() if o in roles.der_managers}
     offers = res.offers
     t0 = time.perf_counter()
-    actual = res.unconstrained if res.unconstrained is not None else solve_full(offers, cuts=())
+    actual = (res.unconstrained if res.unconstrained is not None and network is None
+              else solve_full(offers, cuts=()))
     comp = solve_full(competitive_offers(offers, cost, cap, floor, der_units), cuts=())
     t_resolve, t_exploit = time.perf_counter() - t0, 0.0
     w_a, w_c = welfare(actual, cost, lmp, mg_unit.id), welfare(comp, cost, lmp, mg_unit.id)
