@@ -8,20 +8,19 @@ the network constraints of the centralized benchmark) and cost no more than the 
 purchases in any hour (within 1e-11 relative), the one of least Euclidean norm: tied units
 share, and the decomposed and centralized runs pick the same point.
 
-The QP is built so that the solver's own purchases, cleaned (clipped to the offers, rebalanced to
-the loads), are a feasible point of it: each cut is relaxed by what those purchases violate it by
-(a solver meets its cuts only to its tolerance; without this the thin set of cost-minimal
-purchases that meet the cuts exactly can be empty, and both solvers reported "infeasible" on some
-generated days of the competition studies).
-
-It is tried with each of :data:`POLISH_ATTEMPTS` through :func:`agents.solve.solve` (every attempt,
-failed or not, is in the solve ledger); an attempt fails when the solver does not report "optimal"
-or when its point, cleaned, misses the loads by more than 1e-6 kW, costs more than 1e-9 relative
-above the solver's purchases in some hour, or meets the cuts less well (by more than 1e-9). The
-solution records which solver produced the point (``LASolution.tie_break_solver``). When every
-attempt fails, the tie-break is skipped, not the market: the solver's own cost-minimal purchases
-are kept, ``tie_break_solver`` is :data:`UNPOLISHED`, and a warning names the agent and every
-failure (the purchases are optimal; only the split among tied units is then the solver's vertex).
+The QP is tried with each of :data:`POLISH_ATTEMPTS` through :func:`agents.solve.solve` (every
+attempt, failed or not, is in the solve ledger); an attempt fails when the solver does not report
+"optimal" or when its point, cleaned (clipped to the offers, rebalanced to the loads), misses the
+loads by more than 1e-6 kW, costs more than 1e-9 relative above the solver's purchases in some
+hour, or meets the cuts less well (by more than 1e-9). When both fail, the QP is tried again
+*held*: relaxed so that the solver's own purchases, cleaned, are a feasible point of it (each cut
+relaxed by what they violate it by). A solver meets its cuts only to its tolerance, and the thin set
+of cost-minimal purchases that meet them exactly can then be empty: both solvers reported
+"infeasible" on some generated days of the competition studies. The solution records which solver
+produced the point (``LASolution.tie_break_solver``). When every attempt fails, the tie-break is
+skipped, not the market: the solver's own cost-minimal purchases are kept, ``tie_break_solver`` is
+:data:`UNPOLISHED`, and a warning names the agent and every failure (the purchases are optimal;
+only the split among tied units is then the solver's vertex).
 """
 from __future__ import annotations
 
@@ -94,37 +93,52 @@ def polish(agent_id: str, retail: Retail, suppliers: tuple[str, ...], cache: dic
     produced them; ``(x, "")`` when no offers tie (see the module docstring)."""
     if not has_ties(rnd, x):
         return x, ""
+    failures: list[str] = []
+    for held in (False, True):  # the exact QP first; then the QP relaxed to hold the solver's own point
+        x2, solver = _polish_once(agent_id, retail, suppliers, cache, rnd, p, x, held, failures)
+        if x2 is not None:
+            return x2, solver
+    log.warning("%s: %s failed (%s); the solver's own cost-minimal purchases are kept", agent_id, POLISH_PROBLEM,
+                "; ".join(failures))
+    return x, UNPOLISHED
+
+
+def _polish_once(agent_id: str, retail: Retail, suppliers: tuple[str, ...], cache: dict, rnd: Round,
+                 p: np.ndarray, x: np.ndarray, held: bool, failures: list[str]) -> tuple[np.ndarray | None, str]:
+    """One pass over :data:`POLISH_ATTEMPTS`: the polished purchases and their solver, or ``(None, "")``
+    with the failures appended. ``held``: the reference point is the solver's own purchases cleaned
+    (clipped to the offers, rebalanced to the loads) and each cut is relaxed by what they violate it by,
+    so that they are a feasible point of the QP; otherwise the cuts and ``x``'s cost, as given."""
     C, T, K = retail.n_customers, retail.horizon, rnd.capacity
     m = polish_model(retail, suppliers, cache, rnd)
     price, qty = rnd.price, rnd.qty
-    x0 = rebalance(np.clip(x, 0.0, qty), rnd.demand(p), price, qty)  # the solver's point, cleaned
-    cost = (price * x0).sum(axis=0)
+    ref = rebalance(np.clip(x, 0.0, qty), rnd.demand(p), price, qty) if held else x
+    cost = (price * ref).sum(axis=0)
     hk = np.zeros(T * K)
     Gk = np.zeros((T * K, len(suppliers)))
     if rnd.n_cuts:
         hk[rnd.slot] = rnd.h + np.einsum("kc,ck->k", rnd.Gy[:, :C], p[:, rnd.per])
         Gk[rnd.slot] = rnd.Gy[:, C:]
-        hk[rnd.slot] -= np.maximum(rnd.cut_lhs(p, x0), 0.0)  # x0 meets every relaxed cut: the QP is feasible
+        if held:
+            hk[rnd.slot] -= np.maximum(rnd.cut_lhs(p, ref), 0.0)  # ref meets every relaxed cut
     m.par["p"].value, m.par["load"].value = p, rnd.demand(p)
     m.par["cost"].value = cost + 1e-11 * np.maximum(1.0, np.abs(cost))
     m.par["price"].value, m.par["qty"].value = price, qty
     m.par["G"].value, m.par["h"].value = Gk, hk
-    failures: list[str] = []
+    tag = " (held)" if held else ""
     for attempt in POLISH_ATTEMPTS:
         try:
             solved = solve(m.prob, [attempt], agent_id, POLISH_PROBLEM, accept_inaccurate=False)
         except SolveError as exc:
-            failures.append(exc.detail or f"{attempt.solver}: {exc.status}")
+            failures.append((exc.detail or f"{attempt.solver}: {exc.status}") + tag)
             continue
         x2 = np.clip(np.asarray(m.var["x"].value, dtype=float), 0.0, qty)
         x2 = rebalance(x2, rnd.demand(p), price, qty)
-        why = _defect(rnd, p, x0, x2, cost)
+        why = _defect(rnd, p, ref, x2, cost)
         if why is None:
             return x2, solved.solver
-        failures.append(f"{solved.solver}: {why}")
-    log.warning("%s: %s failed (%s); the solver's own cost-minimal purchases are kept", agent_id, POLISH_PROBLEM,
-                "; ".join(failures))
-    return x, UNPOLISHED
+        failures.append(f"{solved.solver}{tag}: {why}")
+    return None, ""
 
 
 def _defect(rnd: Round, p: np.ndarray, x: np.ndarray, x2: np.ndarray, cost: np.ndarray) -> str | None:
