@@ -17,7 +17,8 @@ One module per source; this package re-exports their public names:
 - :mod:`.matpower` -- ``read_matpower`` and ``parse_matpower`` for MATPOWER ``.m``
   files.
 - :mod:`.opendss` -- ``read_dss``: an OpenDSS feeder script (``.dss``) as a feeder case
-  (opendssdirect, imported only when a file is read).
+  (opendssdirect, imported only when a file is read); its helpers are the ``dss_*`` modules
+  (engine and source, lines, transformers and regulators, loads and units, the feeder walk).
 - :mod:`.pandapower_tables` (reading pandapower tables) and :mod:`.common`
   (error location, load records, the parameters of an imported case, a
   transmission case with its default owners) are the shared helpers.
