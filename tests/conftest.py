@@ -3,6 +3,10 @@
 Ray: one session for the whole test run (starting Ray takes a few seconds), started only
 when a test marked ``@pytest.mark.ray`` (or asking for ``ray_session``) runs, so tests that
 don't use Ray never import or start it.
+
+Slow tests (``@pytest.mark.slow``: the multi-node cluster, tes on 20 feeders, a long study) run in CI
+(``CI`` set, as CI runs the README's test command) or with ``--run-slow``; a developer's plain
+``python3 -m pytest -q`` skips them, saying how to run them, and stays under 10 minutes on 2 cores.
 """
 from __future__ import annotations
 
@@ -12,6 +16,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (they always run when CI is set)")
+
+
+def _run_slow(config) -> bool:
+    return bool(config.getoption("--run-slow")) or os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    if _run_slow(config):
+        return
+    skip = pytest.mark.skip(reason="slow: runs in CI (CI=true) or with --run-slow")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
