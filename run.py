@@ -226,7 +226,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Command] = {
-    "import": Command("a MATPOWER file or a pandapower network as a case folder", _import_args, cmd_import),
+    "import": Command("a MATPOWER file, a pandapower network or an OpenDSS feeder (.dss) as a case folder",
+                      _import_args, cmd_import),
     "make-case": Command("a T&D case from a transmission grid and N copies of feeders (tso-dso), or N tes feeders",
                          _make_case_args, cmd_make_case),
     "study": Command("a strategic study from a TOML file (scenarios/studies/): days in the Mesa shell, market-power "
