@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import run as cli
@@ -19,6 +20,7 @@ from network.importers import import_pandapower_case, read_matpower
 from network.io import read_case
 from scenarios.make_case import make_tes
 from scenarios.registry import load_case
+from tests.short_runs import short_tso_dso
 
 CASE9 = Path(__file__).parent / "data" / "case9.m"
 
@@ -79,8 +81,6 @@ def test_make_case_tso_dso_20_feeders_runs(tmp_path):
     run_dir = tmp_path / "run"
     assert cli.main(["tso-dso", "--case", str(out), "--scenarios", "3", "--oos", "0", "--schemes", "cm",
                      "--out", str(run_dir)]) == 0
-    import pandas as pd
-
     w = pd.read_parquet(run_dir / "welfare.parquet")
     assert w.loc[0, "scheme"] == "cm" and math.isfinite(float(w.loc[0, "upper"]))
     assert pd.read_parquet(run_dir / "rt_pcc.parquet")["area"].nunique() == 20
@@ -95,13 +95,7 @@ def test_make_case_case300_runs(tmp_path):
     case = load_case(str(out))
     assert case.transmission.n_buses == 300 and len(case.feeders) == 2
     assert min(ln.x for ln in case.transmission.lines) < 0
-    run_dir = tmp_path / "run"
-    assert cli.main(["tso-dso", "--case", str(out), "--scenarios", "2", "--oos", "0", "--schemes", "cm",
-                     "--out", str(run_dir)]) == 0
-    import pandas as pd
-
-    w = pd.read_parquet(run_dir / "welfare.parquet")
-    assert w.loc[0, "scheme"] == "cm" and math.isfinite(float(w.loc[0, "upper"]))
+    short_tso_dso(out, tmp_path / "run")
 
 
 def test_make_case_tes_round_trip(tmp_path):
@@ -160,17 +154,21 @@ def test_two_feeders_are_independent(two_feeders, tmp_path):
     assert mg == pytest.approx(float(np.sum(both["LV1"].solution.purchases["MG_LV1"])))
 
 
-def test_tes_day_cli_on_two_feeders(tmp_path):
-    """The CLI on a two-feeder case: per-feeder tables, the overview plot, and an audit log that verifies."""
-    import pandas as pd
-
-    from coordinator.audit import main as audit
-
-    case_dir = tmp_path / "t2"
-    assert cli.main(["make-case", "--protocol", "tes", "--feeders", "2", "--out", str(case_dir)]) == 0
+def _tes_day_on_made_case(tmp_path: Path, feeders: int) -> tuple[Path, pd.DataFrame]:
+    """``make-case --protocol tes`` with ``feeders`` feeders, then ``tes-day`` on it (no benchmarks): the run
+    folder and its ``feeders.parquet``."""
+    case_dir = tmp_path / f"t{feeders}"
+    assert cli.main(["make-case", "--protocol", "tes", "--feeders", str(feeders), "--out", str(case_dir)]) == 0
     run_dir = tmp_path / "run"
     assert cli.main(["tes-day", "--case", str(case_dir), "--no-benchmarks", "--out", str(run_dir)]) == 0
-    f = pd.read_parquet(run_dir / "feeders.parquet")
+    return run_dir, pd.read_parquet(run_dir / "feeders.parquet")
+
+
+def test_tes_day_cli_on_two_feeders(tmp_path):
+    """The CLI on a two-feeder case: per-feeder tables, the overview plot, and an audit log that verifies."""
+    from coordinator.audit import main as audit
+
+    run_dir, f = _tes_day_on_made_case(tmp_path, 2)
     assert sorted(f["feeder"]) == ["LV1", "LV2"] and f["converged"].all()
     png = run_dir / "feeders.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -179,11 +177,5 @@ def test_tes_day_cli_on_two_feeders(tmp_path):
 
 @pytest.mark.slow
 def test_tes_day_on_20_feeders(tmp_path):
-    out = tmp_path / "t20"
-    assert cli.main(["make-case", "--protocol", "tes", "--feeders", "20", "--out", str(out)]) == 0
-    run_dir = tmp_path / "run"
-    assert cli.main(["tes-day", "--case", str(out), "--no-benchmarks", "--out", str(run_dir)]) == 0
-    import pandas as pd
-
-    f = pd.read_parquet(run_dir / "feeders.parquet")
+    _, f = _tes_day_on_made_case(tmp_path, 20)
     assert len(f) == 20 and f["converged"].all()

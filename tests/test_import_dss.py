@@ -38,6 +38,7 @@ from network.lindist3flow import LinDist3Flow  # noqa: E402
 from network.opendss import feeder_to_dss, run_dss  # noqa: E402
 from scenarios.import_case import dss_check  # noqa: E402
 from scenarios.registry import load_case  # noqa: E402
+from tests.short_runs import short_tso_dso  # noqa: E402
 
 SMALL = Path(__file__).parent / "data" / "small_feeder.dss"
 
@@ -250,13 +251,7 @@ def test_cli_import_then_tso_dso_run(tmp_path, capsys):
                      "--wind-farms", "2", "--out", str(made)]) == 0
     m = load_case(str(made))
     assert all(math.isfinite(d.bid_da) for d in m.loads)  # drawn from tso24_dso5's feeder ranges
-    run_dir = tmp_path / "run"
-    assert cli.main(["tso-dso", "--case", str(made), "--scenarios", "2", "--oos", "0", "--schemes", "cm",
-                     "--out", str(run_dir)]) == 0
-    import pandas as pd
-
-    w = pd.read_parquet(run_dir / "welfare.parquet")
-    assert w.loc[0, "scheme"] == "cm" and math.isfinite(float(w.loc[0, "upper"]))
+    short_tso_dso(made, tmp_path / "run")
     # a file the form cannot hold: one line on stderr, status 2
     capsys.readouterr()
     bad = tmp_path / "bad.dss"
@@ -426,13 +421,7 @@ def test_cli_two_voltage_feeder_in_a_tso_dso_market(tmp_path):
     assert 0.7 < k < 1.3
     xfm = next(ln for ln in m.feeders["F1"].lines if ln.id.endswith("xfm1"))
     assert xfm.s_max == pytest.approx(next(ln for ln in src.feeders["F1"].lines if ln.id == "xfm1").s_max * k)
-    run_dir = tmp_path / "run"
-    assert cli.main(["tso-dso", "--case", str(made), "--scenarios", "2", "--oos", "0", "--schemes", "cm",
-                     "--out", str(run_dir)]) == 0
-    import pandas as pd
-
-    w = pd.read_parquet(run_dir / "welfare.parquet")
-    assert w.loc[0, "scheme"] == "cm" and math.isfinite(float(w.loc[0, "upper"]))
+    short_tso_dso(made, tmp_path / "run")
 
 
 def test_two_voltage_variants(tmp_path):
