@@ -41,35 +41,56 @@ class _loopback:
             os.environ[self._rc.ENABLE_RAY_CLUSTERS_ENV_VAR] = self._env
 
 
-class _no_monitor:
+class _NodePatch:
+    """Replaces methods of Ray's ``ray._private.node.Node`` while a local instance starts and puts the
+    originals back after. A subclass gives :meth:`replacements` (None: Ray's internals differ, nothing is
+    patched) and ``instead``, what happens without the patch (for the debug message)."""
+
+    instead = ""
+
+    def replacements(self, node_cls: type) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def __enter__(self) -> None:
+        self._cls, self._saved = None, {}
+        try:
+            from ray._private.node import Node
+        except ImportError:  # pragma: no cover - another Ray layout
+            log.debug("ray._private.node not found: %s", self.instead)
+            return
+        new = self.replacements(Node)
+        if new is None:
+            log.debug("ray._private.node.Node differs: %s", self.instead)
+            return
+        self._cls, self._saved = Node, {name: getattr(Node, name) for name in new}
+        for name, fn in new.items():
+            setattr(Node, name, fn)
+
+    def __exit__(self, *exc: object) -> None:
+        for name, fn in self._saved.items():
+            setattr(self._cls, name, fn)
+
+
+class _no_monitor(_NodePatch):
     """While starting a local instance: no autoscaler monitor (``RayParams.no_monitor``, what ``ray start
     --no-monitor`` sets; ``ray.init`` has no option for it). A local instance is one fixed node, with nothing
     to scale; its monitor is one more Python process to start (about 0.5 s of CPU, measured on 2 busy cores
     to lengthen ``ray.init`` by 0.4-0.7 s). Skipped, with a debug message, if Ray's internals differ."""
 
-    def __enter__(self) -> None:
-        self._node = None
-        try:
-            from ray._private import node
-        except ImportError:  # pragma: no cover - another Ray layout
-            log.debug("ray._private.node not found: the autoscaler monitor is started")
-            return
-        self._node, self._init = node, node.Node.__init__
-        init = self._init
+    instead = "the autoscaler monitor is started"
+
+    def replacements(self, node_cls: type) -> dict[str, Any] | None:
+        init = node_cls.__init__
 
         def __init__(node_self: Any, ray_params: Any, *args: Any, **kwargs: Any) -> None:
             if hasattr(ray_params, "no_monitor"):
                 ray_params.no_monitor = True
             init(node_self, ray_params, *args, **kwargs)
 
-        node.Node.__init__ = __init__
-
-    def __exit__(self, *exc: object) -> None:
-        if self._node is not None:
-            self._node.Node.__init__ = self._init
+        return {"__init__": __init__}
 
 
-class _raylet_first:
+class _raylet_first(_NodePatch):
     """While starting a local instance: start the raylet before waiting for the dashboard's head.
 
     Ray 2.60 starts the dashboard's head (a Python process, started even without a dashboard) and waits
@@ -79,20 +100,13 @@ class _raylet_first:
     raylet. Skipped, with a debug message, if Ray's internals differ.
     """
 
-    def __enter__(self) -> None:
-        self._node = None
-        try:
-            from ray._private import node
-        except ImportError:  # pragma: no cover - another Ray layout
-            log.debug("ray._private.node not found: the dashboard's head starts before the raylet")
-            return
-        cls = node.Node
-        if not (callable(getattr(cls, "start_api_server", None)) and callable(getattr(cls, "start_ray_processes",
-                                                                                      None))):
-            log.debug("ray._private.node.Node differs: the dashboard's head starts before the raylet")
-            return
-        self._node, self._api, self._procs = node, cls.start_api_server, cls.start_ray_processes
-        api, procs, deferred = self._api, self._procs, {}
+    instead = "the dashboard's head starts before the raylet"
+
+    def replacements(self, node_cls: type) -> dict[str, Any] | None:
+        api, procs = getattr(node_cls, "start_api_server", None), getattr(node_cls, "start_ray_processes", None)
+        if not (callable(api) and callable(procs)):
+            return None
+        deferred: dict[int, dict] = {}
 
         def start_api_server(node_self: Any, **kwargs: Any) -> Any:
             if getattr(node_self, "head", False) and id(node_self) not in deferred:
@@ -106,8 +120,4 @@ class _raylet_first:
             if kwargs is not None:
                 api(node_self, **kwargs)
 
-        cls.start_api_server, cls.start_ray_processes = start_api_server, start_ray_processes
-
-    def __exit__(self, *exc: object) -> None:
-        if self._node is not None:
-            self._node.Node.start_api_server, self._node.Node.start_ray_processes = self._api, self._procs
+        return {"start_api_server": start_api_server, "start_ray_processes": start_ray_processes}
